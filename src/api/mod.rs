@@ -1,0 +1,19 @@
+//! The `kubeflow.org/v1` TFJob API: wire types, canonical replica types, policies, the CRD,
+//! in-memory defaults and validation.
+
+pub mod constants;
+pub mod crd;
+pub mod effective;
+pub mod policy;
+pub mod replica_type;
+pub mod types;
+pub mod validation;
+
+pub use effective::{EffectiveReplica, EffectiveSpec, is_managed_by_this_operator};
+pub use policy::{CleanPodPolicy, RestartPolicy, SuccessPolicy};
+pub use replica_type::ReplicaType;
+pub use types::{
+    JobCondition, JobStatus, ReplicaSpec, ReplicaStatus, RunPolicy, SchedulingPolicy, TFJob,
+    TFJobSpec,
+};
+pub use validation::{ErrorKind, FieldError, ValidationError, validate, validate_update};
