@@ -1,0 +1,21 @@
+//! Reconciling one TFJob: a pure [`plan`] computed from cached state, applied by a thin shell.
+
+pub mod children;
+pub mod conditions;
+mod finish;
+pub mod indexes;
+pub mod messages;
+pub mod observe;
+pub mod plan;
+mod replicas;
+mod status;
+pub mod tf_config;
+
+pub use children::ServiceMode;
+pub use plan::{ChildRef, JobCounter, JobEvent, Plan, PlanConfig, plan};
+
+#[cfg(test)]
+mod plan_tests;
+
+#[cfg(test)]
+mod plan_props;

@@ -1,0 +1,175 @@
+//! What the planner needs to know about each child object, read from cached pods and Services.
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::ResourceExt;
+
+use crate::api::ReplicaType;
+use crate::api::constants::{DEFAULT_CONTAINER_NAME, LABEL_REPLICA_INDEX, LABEL_REPLICA_TYPE};
+
+/// Upstream's sentinel exit code for "the tensorflow container has not terminated" (0xbeef);
+/// under `ExitCode` it counts as retryable.
+pub const NO_EXIT_CODE: i32 = 0xbeef;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Unknown,
+}
+
+/// The facts about one pod that drive decisions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodFacts {
+    pub name: String,
+    pub uid: Option<String>,
+    pub replica_type: Option<ReplicaType>,
+    pub index: Option<i32>,
+    pub phase: Phase,
+    /// Has a deletionTimestamp (or the operator has deleted it and not yet seen that).
+    pub terminating: bool,
+    /// Exit code of the `tensorflow` container, or [`NO_EXIT_CODE`].
+    pub exit_code: i32,
+    /// In-place restarts of all containers and init containers.
+    pub restarts: i32,
+}
+
+impl PodFacts {
+    pub fn of(pod: &Pod) -> PodFacts {
+        let status = pod.status.as_ref();
+        let phase = match status.and_then(|s| s.phase.as_deref()) {
+            Some("Running") => Phase::Running,
+            Some("Succeeded") => Phase::Succeeded,
+            Some("Failed") => Phase::Failed,
+            Some("Unknown") => Phase::Unknown,
+            _ => Phase::Pending,
+        };
+        let containers = status.and_then(|s| s.container_statuses.as_ref());
+        let init_containers = status.and_then(|s| s.init_container_statuses.as_ref());
+        let exit_code = containers
+            .and_then(|cs| cs.iter().find(|c| c.name == DEFAULT_CONTAINER_NAME))
+            .and_then(|c| c.state.as_ref())
+            .and_then(|s| s.terminated.as_ref())
+            .map_or(NO_EXIT_CODE, |t| t.exit_code);
+        let restarts = containers
+            .into_iter()
+            .chain(init_containers)
+            .flatten()
+            .map(|c| c.restart_count.max(0))
+            .sum();
+        let (replica_type, index) = replica_of(pod.labels());
+        PodFacts {
+            name: pod.name_any(),
+            uid: pod.metadata.uid.clone(),
+            replica_type,
+            index,
+            phase,
+            terminating: pod.metadata.deletion_timestamp.is_some(),
+            exit_code,
+            restarts,
+        }
+    }
+
+    /// Running and not going away.
+    pub fn is_active(&self) -> bool {
+        self.phase == Phase::Running && !self.terminating
+    }
+}
+
+/// The facts about one Service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceFacts {
+    pub name: String,
+    pub uid: Option<String>,
+    pub replica_type: Option<ReplicaType>,
+    pub index: Option<i32>,
+    pub terminating: bool,
+}
+
+impl ServiceFacts {
+    pub fn of(service: &Service) -> ServiceFacts {
+        let (replica_type, index) = replica_of(service.labels());
+        ServiceFacts {
+            name: service.name_any(),
+            uid: service.metadata.uid.clone(),
+            replica_type,
+            index,
+            terminating: service.metadata.deletion_timestamp.is_some(),
+        }
+    }
+}
+
+/// The replica type and index labels of a child; a missing or malformed label yields `None`
+/// (such objects are left alone, like upstream does).
+fn replica_of(
+    labels: &std::collections::BTreeMap<String, String>,
+) -> (Option<ReplicaType>, Option<i32>) {
+    let replica_type = labels
+        .get(LABEL_REPLICA_TYPE)
+        .and_then(|l| ReplicaType::from_label(l));
+    let index = labels
+        .get(LABEL_REPLICA_INDEX)
+        .and_then(|l| l.parse::<i32>().ok())
+        .filter(|i| *i >= 0);
+    (replica_type, index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(yaml: &str) -> Pod {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn facts_of_a_failed_pod() {
+        let p = pod(r#"
+metadata:
+  name: j-worker-1
+  uid: u1
+  labels: {training.kubeflow.org/replica-type: worker, training.kubeflow.org/replica-index: "1"}
+status:
+  phase: Failed
+  initContainerStatuses:
+  - {name: init, image: i, imageID: "", ready: true, restartCount: 1}
+  containerStatuses:
+  - {name: sidecar, image: s, imageID: "", ready: false, restartCount: 2, state: {terminated: {exitCode: 1}}}
+  - {name: tensorflow, image: t, imageID: "", ready: false, restartCount: 3, state: {terminated: {exitCode: 137, reason: OOMKilled}}}
+"#);
+        let f = PodFacts::of(&p);
+        assert_eq!(f.name, "j-worker-1");
+        assert_eq!(
+            (f.replica_type, f.index),
+            (Some(ReplicaType::Worker), Some(1))
+        );
+        assert_eq!(f.phase, Phase::Failed);
+        assert_eq!(
+            f.exit_code, 137,
+            "only the tensorflow container's exit code counts"
+        );
+        assert_eq!(f.restarts, 6);
+        assert!(!f.terminating);
+        assert!(!f.is_active());
+    }
+
+    #[test]
+    fn a_pod_without_status_is_pending_with_the_sentinel_exit_code() {
+        let f = PodFacts::of(&pod(
+            "metadata: {name: p, labels: {training.kubeflow.org/replica-index: x}}",
+        ));
+        assert_eq!(f.phase, Phase::Pending);
+        assert_eq!(f.exit_code, NO_EXIT_CODE);
+        assert_eq!((f.replica_type, f.index), (None, None));
+    }
+
+    #[test]
+    fn terminating_running_pods_are_not_active() {
+        let f = PodFacts::of(&pod(
+            "metadata: {name: p, deletionTimestamp: '2026-01-01T00:00:00Z'}\nstatus: {phase: Running}",
+        ));
+        assert!(f.terminating);
+        assert!(!f.is_active());
+    }
+}
