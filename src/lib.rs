@@ -1,6 +1,8 @@
 //! tfjob-operator: a Kubernetes operator for Kubeflow TFJobs (`kubeflow.org/v1`).
 
 pub mod api;
+pub mod config;
+pub mod ops;
 pub mod reconcile;
 pub mod sim_kubelet;
 

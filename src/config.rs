@@ -1,0 +1,933 @@
+//! Configuration of the `run` command: the [`RunArgs`] flags, their `TFJOB_*` environment
+//! equivalents, the typed values they parse into, and cross-flag validation.
+//!
+//! This module only parses and checks; it starts nothing. Flag names and defaults follow upstream
+//! training-operator where one exists (`--metrics-bind-address`, `--leader-election-id`, …) so an
+//! existing Deployment's args keep working; Go-style values (`:8080`, `15s`, `--leader-elect=true`)
+//! are accepted. Values read from the environment outside clap (`KUBEFLOW_NAMESPACE`,
+//! `POD_NAMESPACE`, `MY_POD_NAMESPACE`) are resolved by the methods on [`RunArgs`].
+
+mod selector;
+
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+
+use clap::builder::BoolishValueParser;
+use kube::core::Selector;
+
+use crate::ops::{client::RateLimit, leader::LeaseTimings, telemetry::LogFormat};
+
+pub use selector::{SelectorError, parse_label_selector};
+
+/// Upstream's Lease name, so that this operator and training-operator exclude each other.
+pub const DEFAULT_LEADER_ELECTION_ID: &str = "1ca428e5.training-operator.kubeflow.org";
+
+/// Where the in-cluster service account's namespace is mounted.
+const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
+    "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// Flags of the `run` command. Every flag can also be set through the environment variable named
+/// in its help; a flag on the command line wins over the variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Namespace to watch; repeat the flag or separate names with commas. Unset: the single
+    /// namespace in KUBEFLOW_NAMESPACE (upstream's variable) if set, else all namespaces. An
+    /// explicit empty value means all namespaces.
+    #[arg(
+        long = "namespace",
+        value_name = "NAMESPACE",
+        env = "TFJOB_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub namespaces: Vec<String>,
+
+    /// Only reconcile TFJobs matching this label selector (e.g. `shard=a` or `shard in (a,b)`),
+    /// to shard jobs across operator instances. Unset: all TFJobs.
+    #[arg(long, value_name = "SELECTOR", env = "TFJOB_JOB_SELECTOR", value_parser = parse_job_selector)]
+    pub job_selector: Option<Selector>,
+
+    /// Maximum number of TFJobs reconciled at the same time.
+    #[arg(
+        long,
+        visible_alias = "controller-threads",
+        value_name = "N",
+        env = "TFJOB_CONCURRENCY",
+        default_value_t = 32,
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
+    pub concurrency: u16,
+
+    /// Client-side limit on Kubernetes API requests per second (token bucket shared by all
+    /// requests). 0 (the default) disables client-side throttling: the operator reads from its
+    /// caches and the apiserver's priority-and-fairness protects the server.
+    #[arg(long, value_name = "QPS", env = "TFJOB_KUBE_API_QPS", default_value_t = 0.0, value_parser = parse_qps)]
+    pub kube_api_qps: f64,
+
+    /// Burst size of the API token bucket: requests allowed at once before --kube-api-qps applies.
+    /// Ignored when --kube-api-qps is 0.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "TFJOB_KUBE_API_BURST",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub kube_api_burst: u32,
+
+    /// Server-side timeout of each watch request. Kept below common load-balancer idle timeouts
+    /// (240 s on Azure) so the apiserver, not a middlebox, ends quiet watches.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "TFJOB_WATCH_TIMEOUT_SECONDS",
+        default_value_t = 200,
+        value_parser = clap::value_parser!(u32).range(1..=3600)
+    )]
+    pub watch_timeout_seconds: u32,
+
+    /// Page size (`limit`) of the initial LIST of each watch.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "TFJOB_LIST_PAGE_SIZE",
+        default_value_t = 500,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub list_page_size: u32,
+
+    /// Address of the Prometheus /metrics endpoint: `HOST:PORT`, `:PORT` (all interfaces), or `0`
+    /// to disable.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "TFJOB_METRICS_BIND_ADDRESS",
+        default_value = ":8080"
+    )]
+    pub metrics_bind_address: BindAddress,
+
+    /// Address of the /healthz and /readyz endpoints: `HOST:PORT`, `:PORT` (all interfaces), or
+    /// `0` to disable. May equal --metrics-bind-address to serve everything on one port.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "TFJOB_HEALTH_PROBE_BIND_ADDRESS",
+        default_value = ":8081"
+    )]
+    pub health_probe_bind_address: BindAddress,
+
+    /// Run leader election on a coordination.k8s.io Lease so that only one replica reconciles.
+    /// Accepts `--leader-elect`, `--leader-elect=true|false`.
+    #[arg(
+        long,
+        env = "TFJOB_LEADER_ELECT",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        value_parser = BoolishValueParser::new()
+    )]
+    pub leader_elect: bool,
+
+    /// Name of the leader-election Lease (upstream's, so the two operators exclude each other).
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "TFJOB_LEADER_ELECTION_ID",
+        default_value = DEFAULT_LEADER_ELECTION_ID
+    )]
+    pub leader_election_id: String,
+
+    /// Namespace of the leader-election Lease. Unset: POD_NAMESPACE, then MY_POD_NAMESPACE, then
+    /// the in-cluster service account's namespace, then `default`.
+    #[arg(
+        long,
+        value_name = "NAMESPACE",
+        env = "TFJOB_LEADER_ELECTION_NAMESPACE"
+    )]
+    pub leader_election_namespace: Option<String>,
+
+    /// How long a Lease stays valid after its last renewal; other replicas take over after it.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "TFJOB_LEASE_DURATION",
+        default_value = "15s",
+        value_parser = parse_duration
+    )]
+    pub lease_duration: Duration,
+
+    /// How long the leader keeps retrying a failed renewal before it stops leading.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "TFJOB_RENEW_DEADLINE",
+        default_value = "10s",
+        value_parser = parse_duration
+    )]
+    pub renew_deadline: Duration,
+
+    /// Time between leader-election attempts (acquire or renew).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "TFJOB_RETRY_PERIOD",
+        default_value = "2s",
+        value_parser = parse_duration
+    )]
+    pub retry_period: Duration,
+
+    /// Gang scheduler: `volcano`, another scheduler-plugins scheduler name, or empty for none.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "TFJOB_GANG_SCHEDULER_NAME",
+        default_value = ""
+    )]
+    pub gang_scheduler_name: String,
+
+    /// Which Services to create for a TFJob: one headless Service per replica (upstream), or one
+    /// headless Service per job.
+    #[arg(
+        long,
+        value_name = "MODE",
+        env = "TFJOB_SERVICE_MODE",
+        value_enum,
+        default_value_t = ServiceMode::PerReplica
+    )]
+    pub service_mode: ServiceMode,
+
+    /// Log filter as an EnvFilter directive (`info`, `tfjob_operator=debug,kube=warn`, …).
+    /// RUST_LOG, when set, overrides it.
+    #[arg(
+        long,
+        value_name = "FILTER",
+        env = "TFJOB_LOG_LEVEL",
+        default_value = "info",
+        value_parser = parse_log_level
+    )]
+    pub log_level: String,
+
+    /// Log output format.
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        env = "TFJOB_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How Services are created for a TFJob's replicas (only parsed for now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServiceMode {
+    /// One headless Service per replica, named like its pod (upstream behaviour).
+    PerReplica,
+    /// One headless Service per job.
+    PerJob,
+}
+
+/// Which namespaces the operator watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceScope {
+    /// Every namespace (cluster-wide watches).
+    All,
+    /// These namespaces only: sorted, deduplicated, never empty.
+    Only(Vec<String>),
+}
+
+impl NamespaceScope {
+    /// Whether a TFJob in `namespace` is in scope.
+    pub fn contains(&self, namespace: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(namespaces) => namespaces.iter().any(|ns| ns == namespace),
+        }
+    }
+}
+
+/// A listen address: a socket address, or disabled (`0`, as in controller-runtime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindAddress {
+    /// Do not serve this endpoint.
+    Disabled,
+    /// Listen here.
+    Socket(SocketAddr),
+}
+
+impl BindAddress {
+    /// The socket address, or `None` when disabled.
+    pub fn socket_addr(self) -> Option<SocketAddr> {
+        match self {
+            Self::Disabled => None,
+            Self::Socket(addr) => Some(addr),
+        }
+    }
+}
+
+impl FromStr for BindAddress {
+    type Err = String;
+
+    /// Accepts `0` or the empty string (disabled), `:PORT` (all IPv4 interfaces, Go's meaning),
+    /// `IP:PORT`, `[IPv6]:PORT` and `localhost:PORT`. Host names other than `localhost` are
+    /// rejected because binding must not depend on DNS.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.is_empty() || s == "0" {
+            return Ok(Self::Disabled);
+        }
+        let invalid =
+            || format!("{s:?} is not HOST:PORT, :PORT or 0 (HOST must be an IP or localhost)");
+        let Some((host, port)) = s.rsplit_once(':') else {
+            return Err(invalid());
+        };
+        let port: u16 = port.parse().map_err(|_| invalid())?;
+        let ip = match host {
+            "" | "0.0.0.0" => [0, 0, 0, 0].into(),
+            "localhost" => [127, 0, 0, 1].into(),
+            _ => {
+                let bare = host
+                    .strip_prefix('[')
+                    .and_then(|h| h.strip_suffix(']'))
+                    .unwrap_or(host);
+                bare.parse().map_err(|_| invalid())?
+            }
+        };
+        Ok(Self::Socket(SocketAddr::new(ip, port)))
+    }
+}
+
+impl fmt::Display for BindAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Disabled => f.write_str("0"),
+            Self::Socket(addr) => addr.fmt(f),
+        }
+    }
+}
+
+/// A flag (or environment variable) whose value is unusable, or flags that contradict each other.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// One value is invalid.
+    #[error("invalid {flag} value {value:?}: {reason}")]
+    InvalidValue {
+        /// The flag or environment variable that carried the value.
+        flag: &'static str,
+        /// The value as given.
+        value: String,
+        /// What is wrong and what is expected instead.
+        reason: String,
+    },
+    /// Values are individually valid but inconsistent.
+    #[error("{flags}: {reason}")]
+    Inconsistent {
+        /// The flags involved, e.g. `--lease-duration/--renew-deadline`.
+        flags: &'static str,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+}
+
+impl RunArgs {
+    /// Checks everything clap cannot check per flag: namespace names (including the
+    /// KUBEFLOW_NAMESPACE fallback), the Lease name and namespace, and the leader-election timing
+    /// relations. Call once at start-up, before using the accessors below.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.namespace_scope()?;
+        check_subdomain("--leader-election-id", &self.leader_election_id)?;
+        check_namespace(
+            "--leader-election-namespace",
+            &self.leader_election_namespace(),
+        )?;
+        self.lease_timings()
+            .validate()
+            .map_err(|e| ConfigError::Inconsistent {
+                flags: "--lease-duration/--renew-deadline/--retry-period",
+                reason: e.to_string(),
+            })
+    }
+
+    /// The namespaces to watch: the flag/`TFJOB_NAMESPACES`, else `KUBEFLOW_NAMESPACE`, else all.
+    pub fn namespace_scope(&self) -> Result<NamespaceScope, ConfigError> {
+        self.namespace_scope_with(std::env::var("KUBEFLOW_NAMESPACE").ok())
+    }
+
+    fn namespace_scope_with(
+        &self,
+        kubeflow_namespace: Option<String>,
+    ) -> Result<NamespaceScope, ConfigError> {
+        let (flag, given) = if self.namespaces.is_empty() {
+            (
+                "KUBEFLOW_NAMESPACE",
+                kubeflow_namespace.into_iter().collect(),
+            )
+        } else {
+            ("--namespace", self.namespaces.clone())
+        };
+        let mut namespaces = Vec::new();
+        for ns in given.iter().map(|ns| ns.trim()).filter(|ns| !ns.is_empty()) {
+            check_namespace(flag, ns)?;
+            namespaces.push(ns.to_string());
+        }
+        namespaces.sort();
+        namespaces.dedup();
+        Ok(if namespaces.is_empty() {
+            NamespaceScope::All
+        } else {
+            NamespaceScope::Only(namespaces)
+        })
+    }
+
+    /// Namespace of the leader-election Lease (see the flag's help for the fallback order).
+    pub fn leader_election_namespace(&self) -> String {
+        self.leader_election_namespace_with(
+            |key| std::env::var(key).ok(),
+            || std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE_FILE).ok(),
+        )
+    }
+
+    fn leader_election_namespace_with(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+        service_account_namespace: impl FnOnce() -> Option<String>,
+    ) -> String {
+        let non_empty =
+            |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        non_empty(self.leader_election_namespace.clone())
+            .or_else(|| non_empty(env("POD_NAMESPACE")))
+            .or_else(|| non_empty(env("MY_POD_NAMESPACE")))
+            .or_else(|| non_empty(service_account_namespace()))
+            .unwrap_or_else(|| "default".to_string())
+    }
+
+    /// Leader-election timings from `--lease-duration`, `--renew-deadline`, `--retry-period`.
+    pub fn lease_timings(&self) -> LeaseTimings {
+        LeaseTimings {
+            lease_duration: self.lease_duration,
+            renew_deadline: self.renew_deadline,
+            retry_period: self.retry_period,
+        }
+    }
+
+    /// The client-side API rate limit (disabled when `--kube-api-qps` is 0).
+    pub fn rate_limit(&self) -> RateLimit {
+        RateLimit {
+            qps: self.kube_api_qps,
+            burst: self.kube_api_burst,
+        }
+    }
+}
+
+/// Parses a Go/humantime-style duration (`15s`, `1m30s`, `500ms`); a unit is required.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let parsed: jiff::SignedDuration = s.parse().map_err(|_| {
+        format!("{s:?} is not a duration; use a number with a unit, e.g. 15s, 1m30s or 500ms")
+    })?;
+    Duration::try_from(parsed).map_err(|_| format!("{s:?} is negative; durations must be positive"))
+}
+
+fn parse_qps(s: &str) -> Result<f64, String> {
+    let qps: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    // Governor's token bucket needs a refill period of at least one nanosecond.
+    if !qps.is_finite() || !(0.0..=1e9).contains(&qps) {
+        return Err(format!(
+            "{s:?} is out of range; use 0 (unlimited) or a positive number up to 1e9"
+        ));
+    }
+    Ok(qps)
+}
+
+fn parse_job_selector(s: &str) -> Result<Selector, String> {
+    parse_label_selector(s).map_err(|e| e.to_string())
+}
+
+fn parse_log_level(s: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map(|_| s.to_string())
+        .map_err(|e| format!("{s:?} is not an EnvFilter directive (e.g. info or tfjob_operator=debug,kube=warn): {e}"))
+}
+
+/// A namespace name is a DNS-1123 label.
+fn check_namespace(flag: &'static str, ns: &str) -> Result<(), ConfigError> {
+    if is_dns_label(ns) {
+        Ok(())
+    } else {
+        Err(ConfigError::InvalidValue {
+            flag,
+            value: ns.to_string(),
+            reason: "a namespace is at most 63 lowercase letters, digits or '-', starting and ending with a letter or digit".into(),
+        })
+    }
+}
+
+/// Lease names are DNS-1123 subdomains.
+fn check_subdomain(flag: &'static str, name: &str) -> Result<(), ConfigError> {
+    if name.len() <= 253 && name.split('.').all(is_dns_label) {
+        Ok(())
+    } else {
+        Err(ConfigError::InvalidValue {
+            flag,
+            value: name.to_string(),
+            reason: "must be a DNS subdomain: dot-separated lowercase labels of letters, digits and '-', at most 253 characters".into(),
+        })
+    }
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Mutex, MutexGuard};
+
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    /// clap reads the real process environment, so tests that parse serialise on this lock and
+    /// clear every `TFJOB_*` variable first; otherwise one test's variables leak into another.
+    static ENV_LOCK: Mutex<()> = Mutex::new(());
+
+    const ENV_VARS: &[&str] = &[
+        "TFJOB_NAMESPACES",
+        "TFJOB_JOB_SELECTOR",
+        "TFJOB_CONCURRENCY",
+        "TFJOB_KUBE_API_QPS",
+        "TFJOB_KUBE_API_BURST",
+        "TFJOB_WATCH_TIMEOUT_SECONDS",
+        "TFJOB_LIST_PAGE_SIZE",
+        "TFJOB_METRICS_BIND_ADDRESS",
+        "TFJOB_HEALTH_PROBE_BIND_ADDRESS",
+        "TFJOB_LEADER_ELECT",
+        "TFJOB_LEADER_ELECTION_ID",
+        "TFJOB_LEADER_ELECTION_NAMESPACE",
+        "TFJOB_LEASE_DURATION",
+        "TFJOB_RENEW_DEADLINE",
+        "TFJOB_RETRY_PERIOD",
+        "TFJOB_GANG_SCHEDULER_NAME",
+        "TFJOB_SERVICE_MODE",
+        "TFJOB_LOG_LEVEL",
+        "TFJOB_LOG_FORMAT",
+    ];
+
+    /// Holds the lock with exactly the given `TFJOB_*` variables set; clears them on drop.
+    struct Env(#[allow(dead_code)] MutexGuard<'static, ()>);
+
+    impl Env {
+        fn with(vars: &[(&str, &str)]) -> Self {
+            let guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            for key in ENV_VARS {
+                // SAFETY: only these tests touch TFJOB_* variables and they hold ENV_LOCK; Rust's
+                // own env accessors are internally synchronised.
+                unsafe { std::env::remove_var(key) };
+            }
+            for (key, value) in vars {
+                assert!(ENV_VARS.contains(key), "{key} must be listed in ENV_VARS");
+                // SAFETY: as above.
+                unsafe { std::env::set_var(key, value) };
+            }
+            Self(guard)
+        }
+    }
+
+    impl Drop for Env {
+        fn drop(&mut self) {
+            for key in ENV_VARS {
+                // SAFETY: as above; the lock is still held while the fields drop after this.
+                unsafe { std::env::remove_var(key) };
+            }
+        }
+    }
+
+    fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tfjob-operator").chain(args.iter().copied()))
+            .map(|cli| cli.run)
+    }
+
+    fn parse_ok(args: &[&str]) -> RunArgs {
+        parse(args).unwrap_or_else(|e| panic!("{args:?} should parse: {e}"))
+    }
+
+    #[test]
+    fn defaults_match_the_documented_table() {
+        let _env = Env::with(&[]);
+        let args = parse_ok(&[]);
+        assert!(args.namespaces.is_empty());
+        assert_eq!(args.namespace_scope_with(None), Ok(NamespaceScope::All));
+        assert!(args.job_selector.is_none());
+        assert_eq!(args.concurrency, 32);
+        assert_eq!(args.kube_api_qps, 0.0);
+        assert_eq!(args.kube_api_burst, 30);
+        assert!(!args.rate_limit().is_enabled());
+        assert_eq!(args.watch_timeout_seconds, 200);
+        assert_eq!(args.list_page_size, 500);
+        assert_eq!(
+            args.metrics_bind_address,
+            BindAddress::Socket("0.0.0.0:8080".parse().expect("addr"))
+        );
+        assert_eq!(
+            args.health_probe_bind_address,
+            BindAddress::Socket("0.0.0.0:8081".parse().expect("addr"))
+        );
+        assert!(!args.leader_elect);
+        assert_eq!(args.leader_election_id, DEFAULT_LEADER_ELECTION_ID);
+        assert_eq!(args.leader_election_namespace, None);
+        assert_eq!(args.lease_timings(), LeaseTimings::default());
+        assert_eq!(args.lease_duration, Duration::from_secs(15));
+        assert_eq!(args.renew_deadline, Duration::from_secs(10));
+        assert_eq!(args.retry_period, Duration::from_secs(2));
+        assert_eq!(args.gang_scheduler_name, "");
+        assert_eq!(args.service_mode, ServiceMode::PerReplica);
+        assert_eq!(args.log_level, "info");
+        assert_eq!(args.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn every_flag_parses_from_the_command_line() {
+        let _env = Env::with(&[]);
+        let args = parse_ok(&[
+            "--namespace=a,b",
+            "--namespace",
+            "c",
+            "--job-selector",
+            "shard in (x,y)",
+            "--controller-threads",
+            "4",
+            "--kube-api-qps=20.5",
+            "--kube-api-burst=40",
+            "--watch-timeout-seconds=120",
+            "--list-page-size=100",
+            "--metrics-bind-address=127.0.0.1:9090",
+            "--health-probe-bind-address=[::1]:9091",
+            "--leader-elect",
+            "--leader-election-id=my-lease",
+            "--leader-election-namespace=ops",
+            "--lease-duration=30s",
+            "--renew-deadline=20s",
+            "--retry-period=500ms",
+            "--gang-scheduler-name=volcano",
+            "--service-mode=per-job",
+            "--log-level=tfjob_operator=debug,kube=warn",
+            "--log-format=json",
+        ]);
+        assert_eq!(args.namespaces, ["a", "b", "c"]);
+        assert_eq!(
+            args.job_selector
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("shard in (x,y)")
+        );
+        assert_eq!(args.concurrency, 4);
+        assert_eq!(
+            args.rate_limit(),
+            RateLimit {
+                qps: 20.5,
+                burst: 40
+            }
+        );
+        assert_eq!(args.watch_timeout_seconds, 120);
+        assert_eq!(args.list_page_size, 100);
+        assert_eq!(args.metrics_bind_address.to_string(), "127.0.0.1:9090");
+        assert_eq!(args.health_probe_bind_address.to_string(), "[::1]:9091");
+        assert!(args.leader_elect);
+        assert_eq!(args.leader_election_id, "my-lease");
+        assert_eq!(args.leader_election_namespace(), "ops");
+        assert_eq!(
+            args.lease_timings(),
+            LeaseTimings {
+                lease_duration: Duration::from_secs(30),
+                renew_deadline: Duration::from_secs(20),
+                retry_period: Duration::from_millis(500),
+            }
+        );
+        assert_eq!(args.gang_scheduler_name, "volcano");
+        assert_eq!(args.service_mode, ServiceMode::PerJob);
+        assert_eq!(args.log_level, "tfjob_operator=debug,kube=warn");
+        assert_eq!(args.log_format, LogFormat::Json);
+        assert_eq!(args.validate(), Ok(()));
+    }
+
+    #[test]
+    fn every_flag_parses_from_the_environment() {
+        let _env = Env::with(&[
+            ("TFJOB_NAMESPACES", "team-b,team-a"),
+            ("TFJOB_JOB_SELECTOR", "shard=1"),
+            ("TFJOB_CONCURRENCY", "8"),
+            ("TFJOB_KUBE_API_QPS", "50"),
+            ("TFJOB_KUBE_API_BURST", "100"),
+            ("TFJOB_WATCH_TIMEOUT_SECONDS", "60"),
+            ("TFJOB_LIST_PAGE_SIZE", "50"),
+            ("TFJOB_METRICS_BIND_ADDRESS", ":9000"),
+            ("TFJOB_HEALTH_PROBE_BIND_ADDRESS", "0"),
+            ("TFJOB_LEADER_ELECT", "true"),
+            ("TFJOB_LEADER_ELECTION_ID", "lease-x"),
+            ("TFJOB_LEADER_ELECTION_NAMESPACE", "kubeflow"),
+            ("TFJOB_LEASE_DURATION", "1m"),
+            ("TFJOB_RENEW_DEADLINE", "40s"),
+            ("TFJOB_RETRY_PERIOD", "5s"),
+            ("TFJOB_GANG_SCHEDULER_NAME", "scheduler-plugins-scheduler"),
+            ("TFJOB_SERVICE_MODE", "per-job"),
+            ("TFJOB_LOG_LEVEL", "debug"),
+            ("TFJOB_LOG_FORMAT", "json"),
+        ]);
+        let args = parse_ok(&[]);
+        assert_eq!(
+            args.namespace_scope_with(Some("ignored".into())),
+            Ok(NamespaceScope::Only(vec!["team-a".into(), "team-b".into()]))
+        );
+        assert_eq!(
+            args.job_selector
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("shard=1")
+        );
+        assert_eq!(args.concurrency, 8);
+        assert_eq!(
+            args.rate_limit(),
+            RateLimit {
+                qps: 50.0,
+                burst: 100
+            }
+        );
+        assert_eq!(args.watch_timeout_seconds, 60);
+        assert_eq!(args.list_page_size, 50);
+        assert_eq!(args.metrics_bind_address.to_string(), "0.0.0.0:9000");
+        assert_eq!(args.health_probe_bind_address, BindAddress::Disabled);
+        assert!(args.leader_elect);
+        assert_eq!(args.leader_election_id, "lease-x");
+        assert_eq!(args.leader_election_namespace(), "kubeflow");
+        assert_eq!(args.lease_duration, Duration::from_secs(60));
+        assert_eq!(args.renew_deadline, Duration::from_secs(40));
+        assert_eq!(args.retry_period, Duration::from_secs(5));
+        assert_eq!(args.gang_scheduler_name, "scheduler-plugins-scheduler");
+        assert_eq!(args.service_mode, ServiceMode::PerJob);
+        assert_eq!(args.log_level, "debug");
+        assert_eq!(args.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn command_line_wins_over_environment() {
+        let _env = Env::with(&[("TFJOB_CONCURRENCY", "8"), ("TFJOB_LEADER_ELECT", "true")]);
+        let args = parse_ok(&["--concurrency=2", "--leader-elect=false"]);
+        assert_eq!(args.concurrency, 2);
+        assert!(!args.leader_elect);
+    }
+
+    #[test]
+    fn leader_elect_accepts_go_style_booleans() {
+        let _env = Env::with(&[]);
+        assert!(parse_ok(&["--leader-elect"]).leader_elect);
+        assert!(parse_ok(&["--leader-elect=true"]).leader_elect);
+        assert!(!parse_ok(&["--leader-elect=false"]).leader_elect);
+        assert!(!parse_ok(&["--leader-elect=0"]).leader_elect);
+        // A bare flag must not swallow the next argument as its value.
+        assert!(parse(&["--leader-elect", "true"]).is_err());
+        assert!(parse(&["--leader-elect=maybe"]).is_err());
+    }
+
+    #[test]
+    fn namespace_falls_back_to_kubeflow_namespace() {
+        let _env = Env::with(&[]);
+        let args = parse_ok(&[]);
+        assert_eq!(
+            args.namespace_scope_with(Some("kubeflow".into())),
+            Ok(NamespaceScope::Only(vec!["kubeflow".into()]))
+        );
+        assert_eq!(
+            args.namespace_scope_with(Some(String::new())),
+            Ok(NamespaceScope::All)
+        );
+        let err = args
+            .namespace_scope_with(Some("Bad_NS".into()))
+            .expect_err("invalid fallback");
+        assert!(err.to_string().contains("KUBEFLOW_NAMESPACE"), "{err}");
+
+        // An explicit empty --namespace means all namespaces even when the fallback is set.
+        let args = parse_ok(&["--namespace="]);
+        assert_eq!(
+            args.namespace_scope_with(Some("kubeflow".into())),
+            Ok(NamespaceScope::All)
+        );
+    }
+
+    #[test]
+    fn namespace_lists_are_trimmed_sorted_and_deduplicated() {
+        let _env = Env::with(&[]);
+        let args = parse_ok(&["--namespace", "b, a,,b", "--namespace=c"]);
+        let scope = args.namespace_scope_with(None).expect("valid");
+        assert_eq!(
+            scope,
+            NamespaceScope::Only(vec!["a".into(), "b".into(), "c".into()])
+        );
+        assert!(scope.contains("a"));
+        assert!(!scope.contains("d"));
+        assert!(NamespaceScope::All.contains("anything"));
+    }
+
+    #[test]
+    fn invalid_namespace_names_the_flag() {
+        let _env = Env::with(&[]);
+        let args = parse_ok(&["--namespace=ok,Not_OK"]);
+        let err = args.validate().expect_err("invalid namespace");
+        assert!(
+            matches!(&err, ConfigError::InvalidValue { flag: "--namespace", value, .. } if value == "Not_OK"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn bind_addresses_accept_go_forms() {
+        let socket = |s: &str| s.parse::<BindAddress>().map(BindAddress::socket_addr);
+        assert_eq!(
+            socket(":8080"),
+            Ok(Some("0.0.0.0:8080".parse().expect("addr")))
+        );
+        assert_eq!(
+            socket("127.0.0.1:0"),
+            Ok(Some("127.0.0.1:0".parse().expect("addr")))
+        );
+        assert_eq!(
+            socket("localhost:9"),
+            Ok(Some("127.0.0.1:9".parse().expect("addr")))
+        );
+        assert_eq!(
+            socket("[::]:80"),
+            Ok(Some("[::]:80".parse().expect("addr")))
+        );
+        assert_eq!(socket("0"), Ok(None));
+        assert_eq!(socket(""), Ok(None));
+        for bad in ["8080", "example.com:80", ":http", ":70000", "1.2.3:80"] {
+            assert!(socket(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_rejected_naming_the_flag() {
+        let _env = Env::with(&[]);
+        for (args, flag) in [
+            (&["--concurrency=0"][..], "--concurrency"),
+            (&["--controller-threads=-1"], "--concurrency"),
+            (&["--kube-api-qps=-1"], "--kube-api-qps"),
+            (&["--kube-api-qps=NaN"], "--kube-api-qps"),
+            (&["--kube-api-burst=0"], "--kube-api-burst"),
+            (&["--watch-timeout-seconds=0"], "--watch-timeout-seconds"),
+            (&["--list-page-size=0"], "--list-page-size"),
+            (&["--metrics-bind-address=8080"], "--metrics-bind-address"),
+            (
+                &["--health-probe-bind-address=x:1"],
+                "--health-probe-bind-address",
+            ),
+            (&["--lease-duration=15"], "--lease-duration"),
+            (&["--renew-deadline=-5s"], "--renew-deadline"),
+            (&["--retry-period=soon"], "--retry-period"),
+            (&["--service-mode=per-pod"], "--service-mode"),
+            (&["--log-format=xml"], "--log-format"),
+            (&["--log-level=foo=bar=baz"], "--log-level"),
+            (&["--job-selector=a in (b"], "--job-selector"),
+        ] {
+            let err = parse(args).expect_err(&format!("{args:?} should fail"));
+            let message = err.to_string();
+            assert!(message.contains(flag), "{args:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn bad_environment_values_are_rejected_naming_the_flag() {
+        let _env = Env::with(&[("TFJOB_LEASE_DURATION", "forever")]);
+        let message = parse(&[]).expect_err("bad env").to_string();
+        assert!(message.contains("--lease-duration"), "{message}");
+    }
+
+    #[test]
+    fn lease_timings_must_be_ordered() {
+        let _env = Env::with(&[]);
+        let args = parse_ok(&["--lease-duration=10s", "--renew-deadline=10s"]);
+        let err = args
+            .validate()
+            .expect_err("renew deadline == lease duration");
+        assert!(err.to_string().contains("--lease-duration"), "{err}");
+
+        let args = parse_ok(&["--renew-deadline=2s", "--retry-period=2s"]);
+        let err = args.validate().expect_err("retry period too long");
+        assert!(err.to_string().contains("--retry-period"), "{err}");
+    }
+
+    #[test]
+    fn lease_name_must_be_a_subdomain() {
+        let _env = Env::with(&[]);
+        let args = parse_ok(&["--leader-election-id=Not A Name"]);
+        let err = args.validate().expect_err("invalid lease name");
+        assert!(err.to_string().contains("--leader-election-id"), "{err}");
+    }
+
+    #[test]
+    fn leader_election_namespace_fallback_order() {
+        let _env = Env::with(&[]);
+        let args = parse_ok(&[]);
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |key: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let no_file = || None;
+        assert_eq!(
+            args.leader_election_namespace_with(
+                env(&[("POD_NAMESPACE", "a"), ("MY_POD_NAMESPACE", "b")]),
+                no_file
+            ),
+            "a"
+        );
+        assert_eq!(
+            args.leader_election_namespace_with(
+                env(&[("POD_NAMESPACE", ""), ("MY_POD_NAMESPACE", "b")]),
+                no_file
+            ),
+            "b"
+        );
+        assert_eq!(
+            args.leader_election_namespace_with(env(&[]), || Some("from-sa\n".into())),
+            "from-sa"
+        );
+        assert_eq!(
+            args.leader_election_namespace_with(env(&[]), no_file),
+            "default"
+        );
+        let args = parse_ok(&["--leader-election-namespace=explicit"]);
+        assert_eq!(
+            args.leader_election_namespace_with(env(&[("POD_NAMESPACE", "a")]), no_file),
+            "explicit"
+        );
+    }
+
+    #[test]
+    fn durations_need_units() {
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("15").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}

@@ -1,0 +1,631 @@
+//! Prometheus metrics of the operator, on a private [`Registry`] (never the process-global one,
+//! so tests and several operators in one process do not collide).
+//!
+//! Two families:
+//! * upstream training-operator's job counters, with identical names and labels
+//!   (`training_operator_jobs_*_total{job_namespace, framework="tensorflow"}`) so existing
+//!   dashboards keep working;
+//! * this operator's own `tfjob_operator_*` metrics: reconciles, errors, latency, child writes,
+//!   watch restarts, API requests, leadership, build info, and a per-state job gauge computed at
+//!   scrape time from a [`JobStateSource`].
+//!
+//! [`Metrics`] is an `Arc` inside: clone it freely into reconcilers, layers and the HTTP server.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex, RwLock},
+};
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramTimer, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+    core::{Collector, Desc},
+    proto::MetricFamily,
+};
+
+/// Value of the `framework` label on the upstream counters.
+const FRAMEWORK: &str = "tensorflow";
+
+/// Reconcile latency buckets in seconds: 50 µs (a no-op reconcile from cache) to 10 s (a burst
+/// of child creations behind a throttled client).
+const RECONCILE_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+];
+
+/// Supplies, at scrape time, one `(namespace, state)` pair per TFJob the operator knows, where
+/// state is the type of the job's last condition, or `Pending` when it has none.
+///
+/// Implemented for any `Fn() -> Vec<(String, String)> + Send + Sync`, typically a closure over the
+/// reflector store. It runs on the scrape path, so it must be cheap and must not block.
+pub trait JobStateSource: Send + Sync {
+    /// The current jobs as `(namespace, state)` pairs.
+    fn job_states(&self) -> Vec<(String, String)>;
+}
+
+impl<F> JobStateSource for F
+where
+    F: Fn() -> Vec<(String, String)> + Send + Sync,
+{
+    fn job_states(&self) -> Vec<(String, String)> {
+        self()
+    }
+}
+
+/// Metrics could not be registered or encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// A metric definition was rejected (a bug in this module: names are constants).
+    #[error("cannot register metric: {0}")]
+    Register(#[source] prometheus::Error),
+    /// The text exposition could not be produced.
+    #[error("cannot encode metrics: {0}")]
+    Encode(#[source] prometheus::Error),
+}
+
+/// All metrics of the operator; cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    jobs_created: IntCounterVec,
+    jobs_deleted: IntCounterVec,
+    jobs_successful: IntCounterVec,
+    jobs_failed: IntCounterVec,
+    jobs_restarted: IntCounterVec,
+    reconciles: IntCounter,
+    reconcile_errors: IntCounterVec,
+    reconcile_duration: Histogram,
+    pods_created: IntCounter,
+    pods_deleted: IntCounter,
+    services_created: IntCounter,
+    services_deleted: IntCounter,
+    watch_restarts: IntCounterVec,
+    api_requests: IntCounterVec,
+    leader: IntGauge,
+    job_state_source: Arc<RwLock<Option<Arc<dyn JobStateSource>>>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Creates every metric on a new private registry and sets `tfjob_operator_build_info`.
+    pub fn new() -> Result<Self, MetricsError> {
+        let registry = Registry::new();
+        let job_counter = |name: &str, help: &str| {
+            register(
+                &registry,
+                IntCounterVec::new(Opts::new(name, help), &["job_namespace", "framework"]),
+            )
+        };
+        let counter = |name: &str, help: &str| register(&registry, IntCounter::new(name, help));
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            register(&registry, IntCounterVec::new(Opts::new(name, help), labels))
+        };
+
+        let inner = Inner {
+            jobs_created: job_counter(
+                "training_operator_jobs_created_total",
+                "Counts number of jobs created",
+            )?,
+            jobs_deleted: job_counter(
+                "training_operator_jobs_deleted_total",
+                "Counts number of jobs deleted",
+            )?,
+            jobs_successful: job_counter(
+                "training_operator_jobs_successful_total",
+                "Counts number of jobs successful",
+            )?,
+            jobs_failed: job_counter(
+                "training_operator_jobs_failed_total",
+                "Counts number of jobs failed",
+            )?,
+            jobs_restarted: job_counter(
+                "training_operator_jobs_restarted_total",
+                "Counts number of jobs restarted",
+            )?,
+            reconciles: counter("tfjob_operator_reconcile_total", "Reconciles started")?,
+            reconcile_errors: counter_vec(
+                "tfjob_operator_reconcile_errors_total",
+                "Reconciles that failed, by error kind",
+                &["kind"],
+            )?,
+            reconcile_duration: register(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "tfjob_operator_reconcile_duration_seconds",
+                        "Time spent in one reconcile",
+                    )
+                    .buckets(RECONCILE_BUCKETS.to_vec()),
+                ),
+            )?,
+            pods_created: counter(
+                "tfjob_operator_pods_created_total",
+                "Pods created by the operator",
+            )?,
+            pods_deleted: counter(
+                "tfjob_operator_pods_deleted_total",
+                "Pods deleted by the operator",
+            )?,
+            services_created: counter(
+                "tfjob_operator_services_created_total",
+                "Services created by the operator",
+            )?,
+            services_deleted: counter(
+                "tfjob_operator_services_deleted_total",
+                "Services deleted by the operator",
+            )?,
+            watch_restarts: counter_vec(
+                "tfjob_operator_watch_restarts_total",
+                "Watch streams that ended with an error and were restarted, by resource",
+                &["resource"],
+            )?,
+            api_requests: counter_vec(
+                "tfjob_operator_api_requests_total",
+                "Kubernetes API requests, by verb and HTTP status code (\"error\" when no response arrived)",
+                &["verb", "code"],
+            )?,
+            leader: register(
+                &registry,
+                IntGauge::new(
+                    "tfjob_operator_is_leader",
+                    "1 while this replica holds the leader lease (or runs without leader election)",
+                ),
+            )?,
+            job_state_source: Arc::new(RwLock::new(None)),
+            registry,
+        };
+
+        let build_info = register(
+            &inner.registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "tfjob_operator_build_info",
+                    "Always 1; labels describe the build",
+                ),
+                &["version"],
+            ),
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+
+        let job_states = JobStateCollector {
+            gauge: IntGaugeVec::new(
+                Opts::new(
+                    "tfjob_operator_jobs",
+                    "TFJobs known to the operator, by namespace and state (last condition type, or Pending)",
+                ),
+                &["job_namespace", "state"],
+            )
+            .map_err(MetricsError::Register)?,
+            source: Arc::clone(&inner.job_state_source),
+            scrape: Mutex::new(()),
+        };
+        inner
+            .registry
+            .register(Box::new(job_states))
+            .map_err(MetricsError::Register)?;
+
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The private registry, to add metrics this module does not define.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// Everything in Prometheus text exposition format (what `GET /metrics` serves).
+    pub fn encode(&self) -> Result<String, MetricsError> {
+        let families = self.inner.registry.gather();
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&families, &mut buffer)
+            .map_err(MetricsError::Encode)?;
+        // The text encoder only writes UTF-8 (names and labels are validated, values are numbers).
+        String::from_utf8(buffer)
+            .map_err(|e| MetricsError::Encode(prometheus::Error::Msg(e.to_string())))
+    }
+
+    /// A TFJob was seen for the first time (upstream: create event in the informer).
+    pub fn job_created(&self, namespace: &str) {
+        job_inc(&self.inner.jobs_created, namespace);
+    }
+
+    /// A TFJob was deleted by the operator (TTL clean-up).
+    pub fn job_deleted(&self, namespace: &str) {
+        job_inc(&self.inner.jobs_deleted, namespace);
+    }
+
+    /// A TFJob became Succeeded.
+    pub fn job_succeeded(&self, namespace: &str) {
+        job_inc(&self.inner.jobs_successful, namespace);
+    }
+
+    /// A TFJob became Failed.
+    pub fn job_failed(&self, namespace: &str) {
+        job_inc(&self.inner.jobs_failed, namespace);
+    }
+
+    /// A TFJob restarted a replica.
+    pub fn job_restarted(&self, namespace: &str) {
+        job_inc(&self.inner.jobs_restarted, namespace);
+    }
+
+    /// Counts a reconcile and returns a guard that records its duration when dropped.
+    #[must_use = "the duration is recorded when the guard is dropped"]
+    pub fn reconcile_timer(&self) -> ReconcileTimer {
+        self.inner.reconciles.inc();
+        ReconcileTimer(self.inner.reconcile_duration.start_timer())
+    }
+
+    /// A reconcile failed; `kind` must come from a small fixed set (e.g. the error variant name).
+    pub fn reconcile_error(&self, kind: &str) {
+        self.inner.reconcile_errors.with_label_values(&[kind]).inc();
+    }
+
+    /// `n` pods were created.
+    pub fn pods_created(&self, n: u64) {
+        self.inner.pods_created.inc_by(n);
+    }
+
+    /// `n` pods were deleted.
+    pub fn pods_deleted(&self, n: u64) {
+        self.inner.pods_deleted.inc_by(n);
+    }
+
+    /// `n` services were created.
+    pub fn services_created(&self, n: u64) {
+        self.inner.services_created.inc_by(n);
+    }
+
+    /// `n` services were deleted.
+    pub fn services_deleted(&self, n: u64) {
+        self.inner.services_deleted.inc_by(n);
+    }
+
+    /// A watch on `resource` (e.g. `tfjobs`, `pods`) failed and is being restarted.
+    pub fn watch_restarted(&self, resource: &str) {
+        self.inner
+            .watch_restarts
+            .with_label_values(&[resource])
+            .inc();
+    }
+
+    /// One API request finished with HTTP status `code`, or with no response at all (`None`,
+    /// exported as `code="error"`). `verb` is kube's request name (`get`, `list`, `watch`,
+    /// `patch_status`, …).
+    pub fn api_request(&self, verb: &str, code: Option<u16>) {
+        let code = code.map_or_else(|| "error".to_string(), |c| c.to_string());
+        self.inner
+            .api_requests
+            .with_label_values(&[verb, &code])
+            .inc();
+    }
+
+    /// Whether this replica currently leads.
+    pub fn set_leader(&self, leading: bool) {
+        self.inner.leader.set(i64::from(leading));
+    }
+
+    /// Sets (or replaces) what `tfjob_operator_jobs` is computed from at each scrape.
+    pub fn set_job_state_source(&self, source: impl JobStateSource + 'static) {
+        let mut slot = self
+            .inner
+            .job_state_source
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        *slot = Some(Arc::new(source));
+    }
+}
+
+/// Records the reconcile duration into `tfjob_operator_reconcile_duration_seconds` on drop.
+#[derive(Debug)]
+pub struct ReconcileTimer(HistogramTimer);
+
+impl ReconcileTimer {
+    /// Drops the measurement instead of recording it (e.g. a reconcile that was skipped).
+    pub fn discard(self) {
+        self.0.stop_and_discard();
+    }
+}
+
+fn job_inc(counter: &IntCounterVec, namespace: &str) {
+    counter.with_label_values(&[namespace, FRAMEWORK]).inc();
+}
+
+fn register<C: Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<C>,
+) -> Result<C, MetricsError> {
+    let metric = metric.map_err(MetricsError::Register)?;
+    registry
+        .register(Box::new(metric.clone()))
+        .map_err(MetricsError::Register)?;
+    Ok(metric)
+}
+
+/// Builds `tfjob_operator_jobs` afresh on every scrape, so series for namespaces or states that
+/// no longer have jobs disappear instead of freezing at their last value.
+struct JobStateCollector {
+    gauge: IntGaugeVec,
+    source: Arc<RwLock<Option<Arc<dyn JobStateSource>>>>,
+    /// Serialises scrapes: the reset-then-fill of the shared gauge must not interleave.
+    scrape: Mutex<()>,
+}
+
+impl Collector for JobStateCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let _scrape = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        let source = self
+            .source
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        self.gauge.reset();
+        if let Some(source) = source {
+            let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+            for key in source.job_states() {
+                *counts.entry(key).or_default() += 1;
+            }
+            for ((namespace, state), count) in counts {
+                self.gauge
+                    .with_label_values(&[namespace.as_str(), state.as_str()])
+                    .set(count);
+            }
+        }
+        self.gauge.collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn metrics() -> Metrics {
+        Metrics::new().expect("metrics register")
+    }
+
+    /// The exposition lines for one metric name (samples only, no HELP/TYPE).
+    fn samples(text: &str, name: &str) -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| l.split(['{', ' ']).next() == Some(name))
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn encode(m: &Metrics) -> String {
+        m.encode().expect("encode")
+    }
+
+    #[test]
+    fn upstream_job_counters_keep_names_and_labels() {
+        let m = metrics();
+        m.job_created("team-a");
+        m.job_created("team-a");
+        m.job_deleted("team-a");
+        m.job_succeeded("team-b");
+        m.job_failed("team-c");
+        m.job_restarted("team-a");
+        m.job_restarted("team-a");
+        m.job_restarted("team-a");
+        let text = encode(&m);
+        for (name, value) in [
+            ("training_operator_jobs_created_total", 2),
+            ("training_operator_jobs_deleted_total", 1),
+            ("training_operator_jobs_restarted_total", 3),
+        ] {
+            assert_eq!(
+                samples(&text, name),
+                [format!(
+                    "{name}{{framework=\"tensorflow\",job_namespace=\"team-a\"}} {value}"
+                )],
+                "{text}"
+            );
+        }
+        assert_eq!(
+            samples(&text, "training_operator_jobs_successful_total"),
+            [
+                "training_operator_jobs_successful_total{framework=\"tensorflow\",job_namespace=\"team-b\"} 1"
+            ]
+        );
+        assert_eq!(
+            samples(&text, "training_operator_jobs_failed_total"),
+            [
+                "training_operator_jobs_failed_total{framework=\"tensorflow\",job_namespace=\"team-c\"} 1"
+            ]
+        );
+        assert!(text.contains("# TYPE training_operator_jobs_created_total counter"));
+    }
+
+    #[test]
+    fn job_counters_appear_only_after_first_increment() {
+        let text = encode(&metrics());
+        assert!(samples(&text, "training_operator_jobs_created_total").is_empty());
+    }
+
+    #[test]
+    fn reconcile_metrics() {
+        let m = metrics();
+        let timer = m.reconcile_timer();
+        drop(timer);
+        m.reconcile_timer().discard();
+        m.reconcile_error("ApplyFailed");
+        m.reconcile_error("ApplyFailed");
+        m.reconcile_error("InvalidSpec");
+        let text = encode(&m);
+        assert_eq!(
+            samples(&text, "tfjob_operator_reconcile_total"),
+            ["tfjob_operator_reconcile_total 2"]
+        );
+        assert_eq!(
+            samples(&text, "tfjob_operator_reconcile_errors_total"),
+            [
+                "tfjob_operator_reconcile_errors_total{kind=\"ApplyFailed\"} 2",
+                "tfjob_operator_reconcile_errors_total{kind=\"InvalidSpec\"} 1"
+            ]
+        );
+        // Only the first timer was recorded; the discarded one was not.
+        assert_eq!(
+            samples(&text, "tfjob_operator_reconcile_duration_seconds_count"),
+            ["tfjob_operator_reconcile_duration_seconds_count 1"]
+        );
+        let buckets = samples(&text, "tfjob_operator_reconcile_duration_seconds_bucket");
+        assert_eq!(buckets.len(), RECONCILE_BUCKETS.len() + 1, "{buckets:?}");
+        assert!(buckets[0].contains("le=\"0.00005\""), "{}", buckets[0]);
+        assert!(buckets[buckets.len() - 2].contains("le=\"10\""));
+        assert!(text.contains("# TYPE tfjob_operator_reconcile_duration_seconds histogram"));
+    }
+
+    #[test]
+    fn child_write_counters() {
+        let m = metrics();
+        m.pods_created(4);
+        m.pods_created(1);
+        m.pods_deleted(2);
+        m.services_created(3);
+        m.services_deleted(1);
+        let text = encode(&m);
+        assert_eq!(
+            samples(&text, "tfjob_operator_pods_created_total"),
+            ["tfjob_operator_pods_created_total 5"]
+        );
+        assert_eq!(
+            samples(&text, "tfjob_operator_pods_deleted_total"),
+            ["tfjob_operator_pods_deleted_total 2"]
+        );
+        assert_eq!(
+            samples(&text, "tfjob_operator_services_created_total"),
+            ["tfjob_operator_services_created_total 3"]
+        );
+        assert_eq!(
+            samples(&text, "tfjob_operator_services_deleted_total"),
+            ["tfjob_operator_services_deleted_total 1"]
+        );
+    }
+
+    #[test]
+    fn watch_api_leader_and_build_info() {
+        let m = metrics();
+        m.watch_restarted("pods");
+        m.watch_restarted("pods");
+        m.api_request("list", Some(200));
+        m.api_request("create", Some(409));
+        m.api_request("create", Some(409));
+        m.api_request("watch", None);
+        let text = encode(&m);
+        assert_eq!(
+            samples(&text, "tfjob_operator_watch_restarts_total"),
+            ["tfjob_operator_watch_restarts_total{resource=\"pods\"} 2"]
+        );
+        assert_eq!(
+            samples(&text, "tfjob_operator_api_requests_total"),
+            [
+                "tfjob_operator_api_requests_total{code=\"200\",verb=\"list\"} 1",
+                "tfjob_operator_api_requests_total{code=\"409\",verb=\"create\"} 2",
+                "tfjob_operator_api_requests_total{code=\"error\",verb=\"watch\"} 1",
+            ]
+        );
+        assert_eq!(
+            samples(&text, "tfjob_operator_is_leader"),
+            ["tfjob_operator_is_leader 0"]
+        );
+        m.set_leader(true);
+        assert_eq!(
+            samples(&encode(&m), "tfjob_operator_is_leader"),
+            ["tfjob_operator_is_leader 1"]
+        );
+        m.set_leader(false);
+        assert_eq!(
+            samples(&encode(&m), "tfjob_operator_is_leader"),
+            ["tfjob_operator_is_leader 0"]
+        );
+        assert_eq!(
+            samples(&text, "tfjob_operator_build_info"),
+            [format!(
+                "tfjob_operator_build_info{{version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            )]
+        );
+    }
+
+    #[test]
+    fn job_state_gauge_is_computed_at_scrape_time_and_reset() {
+        let m = metrics();
+        assert!(
+            samples(&encode(&m), "tfjob_operator_jobs").is_empty(),
+            "no source, no series"
+        );
+
+        let jobs = Arc::new(Mutex::new(vec![
+            ("a".to_string(), "Running".to_string()),
+            ("a".to_string(), "Running".to_string()),
+            ("a".to_string(), "Pending".to_string()),
+            ("b".to_string(), "Succeeded".to_string()),
+        ]));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (source_jobs, source_calls) = (Arc::clone(&jobs), Arc::clone(&calls));
+        m.set_job_state_source(move || {
+            source_calls.fetch_add(1, Ordering::SeqCst);
+            source_jobs.lock().expect("jobs").clone()
+        });
+
+        let text = encode(&m);
+        assert_eq!(
+            samples(&text, "tfjob_operator_jobs"),
+            [
+                "tfjob_operator_jobs{job_namespace=\"a\",state=\"Pending\"} 1",
+                "tfjob_operator_jobs{job_namespace=\"a\",state=\"Running\"} 2",
+                "tfjob_operator_jobs{job_namespace=\"b\",state=\"Succeeded\"} 1",
+            ]
+        );
+        assert!(text.contains("# TYPE tfjob_operator_jobs gauge"));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        // Namespace b's job is gone and a's jobs moved on: stale series must vanish.
+        *jobs.lock().expect("jobs") = vec![("a".to_string(), "Succeeded".to_string())];
+        assert_eq!(
+            samples(&encode(&m), "tfjob_operator_jobs"),
+            ["tfjob_operator_jobs{job_namespace=\"a\",state=\"Succeeded\"} 1"]
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn clones_share_one_registry() {
+        let m = metrics();
+        let clone = m.clone();
+        clone.pods_created(1);
+        assert_eq!(
+            samples(&encode(&m), "tfjob_operator_pods_created_total"),
+            ["tfjob_operator_pods_created_total 1"]
+        );
+    }
+
+    #[test]
+    fn instances_are_independent() {
+        let (a, b) = (metrics(), metrics());
+        a.pods_created(1);
+        assert_eq!(
+            samples(&encode(&b), "tfjob_operator_pods_created_total"),
+            ["tfjob_operator_pods_created_total 0"]
+        );
+    }
+}
