@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod config;
+pub mod controller;
 pub mod ops;
 pub mod reconcile;
 pub mod sim_kubelet;

@@ -1,0 +1,386 @@
+//! Carries out a [`Plan`]: child writes in parallel, one status patch, events, counters.
+//!
+//! Creation is idempotent (fixed names; AlreadyExists means done) and deletion is conditional on
+//! the UID that was observed (NotFound or a UID mismatch means done), so replaying a plan after
+//! a crash or a stale cache never duplicates or destroys anything.
+
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
+use kube::api::{
+    Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy,
+};
+use kube::{Resource, ResourceExt};
+use kube_runtime::events::{Event, EventType};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{debug, warn};
+
+use super::context::Context;
+use super::index::JobKey;
+use super::merge_patch;
+use crate::api::{JobStatus, TFJob};
+use crate::reconcile::messages::event_reason;
+use crate::reconcile::{ChildRef, JobCounter, JobEvent, Plan};
+
+/// Child writes that failed; the reconcile is retried with back-off.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{failed} child write(s) failed, first: {first}")]
+    ChildWrites { failed: usize, first: String },
+    #[error("cannot write the status of the TFJob: {0}")]
+    Status(#[source] kube::Error),
+    #[error("cannot delete the TFJob after its TTL: {0}")]
+    DeleteJob(#[source] kube::Error),
+}
+
+impl ApplyError {
+    /// A short, stable label for the errors metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApplyError::ChildWrites { .. } => "child_write",
+            ApplyError::Status(_) => "status_write",
+            ApplyError::DeleteJob(_) => "job_delete",
+        }
+    }
+}
+
+/// Applies `plan` to `job`, whose status as last written is `current`.
+pub async fn apply(
+    ctx: &Context,
+    job: &TFJob,
+    key: &JobKey,
+    current: &JobStatus,
+    plan: Plan,
+) -> Result<(), ApplyError> {
+    let reference = job.object_ref(&());
+    let ns = key.0.as_str();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+
+    let (created_pods, created_services, deleted_pods, deleted_services) = futures::join!(
+        create_all(&pods, plan.create_pods, |p| ctx.pods.created(p)),
+        create_all(&services, plan.create_services, |s| ctx.services.created(s)),
+        delete_all(&pods, &plan.delete_pods, |name| ctx
+            .pods
+            .deleting(key, name)),
+        delete_all(&services, &plan.delete_services, |name| ctx
+            .services
+            .deleting(key, name)),
+    );
+    ctx.metrics.pods_created(created_pods.done.len() as u64);
+    ctx.metrics
+        .services_created(created_services.done.len() as u64);
+    ctx.metrics.pods_deleted(deleted_pods.done.len() as u64);
+    ctx.metrics
+        .services_deleted(deleted_services.done.len() as u64);
+
+    let mut events = plan.events;
+    events.extend(created_pods.events(
+        "pod",
+        event_reason::SUCCESSFUL_CREATE_POD,
+        event_reason::FAILED_CREATE_POD,
+        "Created pod",
+        "Error creating",
+    ));
+    events.extend(created_services.events(
+        "service",
+        event_reason::SUCCESSFUL_CREATE_SERVICE,
+        event_reason::FAILED_CREATE_SERVICE,
+        "Created service",
+        "Error creating",
+    ));
+    events.extend(deleted_pods.events(
+        "pod",
+        event_reason::SUCCESSFUL_DELETE_POD,
+        event_reason::FAILED_DELETE_POD,
+        "Deleted pod",
+        "Error deleting",
+    ));
+    events.extend(deleted_services.events(
+        "service",
+        event_reason::SUCCESSFUL_DELETE_SERVICE,
+        event_reason::FAILED_DELETE_SERVICE,
+        "Deleted service",
+        "Error deleting",
+    ));
+
+    let status_write = async {
+        match &plan.status {
+            Some(status) => write_status(ctx, job, current, status).await,
+            None => Ok(()),
+        }
+    };
+    let (status_result, ()) = futures::join!(status_write, publish(ctx, &reference, &events));
+    status_result?;
+
+    // Counted only once the status that records the transition is stored.
+    for counter in &plan.counters {
+        match counter {
+            JobCounter::Created => ctx.metrics.job_created(ns),
+            JobCounter::Deleted => ctx.metrics.job_deleted(ns),
+            JobCounter::Succeeded => ctx.metrics.job_succeeded(ns),
+            JobCounter::Failed => ctx.metrics.job_failed(ns),
+            JobCounter::Restarted => ctx.metrics.job_restarted(ns),
+        }
+    }
+    if plan.delete_job {
+        delete_job(ctx, job, &reference).await?;
+    }
+
+    let failures: Vec<&String> = [
+        &created_pods,
+        &created_services,
+        &deleted_pods,
+        &deleted_services,
+    ]
+    .into_iter()
+    .flat_map(|o| o.failed.iter())
+    .collect();
+    match failures.first() {
+        None => Ok(()),
+        Some(first) => Err(ApplyError::ChildWrites {
+            failed: failures.len(),
+            first: (*first).clone(),
+        }),
+    }
+}
+
+/// Names written and errors met by a batch of child writes.
+#[derive(Default)]
+struct Outcome {
+    done: Vec<String>,
+    failed: Vec<String>,
+}
+
+impl Outcome {
+    /// One event for the successes (`Created pod: a, b`) and one per distinct error.
+    fn events(
+        &self,
+        _kind: &str,
+        ok_reason: &str,
+        failed_reason: &str,
+        ok_text: &str,
+        failed_text: &str,
+    ) -> Vec<JobEvent> {
+        let mut events = Vec::new();
+        if !self.done.is_empty() {
+            events.push(JobEvent {
+                warning: false,
+                reason: ok_reason.into(),
+                message: format!("{ok_text}: {}", self.done.join(", ")),
+            });
+        }
+        for error in &self.failed {
+            let event = JobEvent {
+                warning: true,
+                reason: failed_reason.into(),
+                message: format!("{failed_text}: {error}"),
+            };
+            if !events.contains(&event) {
+                events.push(event);
+            }
+        }
+        events
+    }
+}
+
+async fn create_all<K>(api: &Api<K>, objects: Vec<K>, record: impl Fn(&K)) -> Outcome
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    let params = PostParams::default();
+    let results = join_all(objects.iter().map(|o| api.create(&params, o))).await;
+    let mut outcome = Outcome::default();
+    for (object, result) in objects.iter().zip(results) {
+        match result {
+            Ok(created) => {
+                record(&created);
+                outcome.done.push(created.name_any());
+            }
+            // Our cache lagged behind our own earlier write: it exists, which is the goal.
+            Err(kube::Error::Api(status)) if status.is_already_exists() => {
+                debug!(name = %object.name_any(), "already exists")
+            }
+            Err(error) => outcome.failed.push(error.to_string()),
+        }
+    }
+    outcome
+}
+
+async fn delete_all<K>(api: &Api<K>, children: &[ChildRef], record: impl Fn(&str)) -> Outcome
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let params = |child: &ChildRef| DeleteParams {
+        preconditions: child.uid.clone().map(|uid| Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    let results = join_all(
+        children
+            .iter()
+            .map(|c| async move { api.delete(&c.name, &params(c)).await }),
+    )
+    .await;
+    let mut outcome = Outcome::default();
+    for (child, result) in children.iter().zip(results) {
+        match result {
+            Ok(_) => {
+                record(&child.name);
+                outcome.done.push(child.name.clone());
+            }
+            // Gone already, or replaced by a newer object of the same name: nothing to do.
+            Err(kube::Error::Api(status)) if status.is_not_found() || status.is_conflict() => {
+                record(&child.name)
+            }
+            Err(error) => outcome.failed.push(error.to_string()),
+        }
+    }
+    outcome
+}
+
+async fn write_status(
+    ctx: &Context,
+    job: &TFJob,
+    current: &JobStatus,
+    status: &JobStatus,
+) -> Result<(), ApplyError> {
+    let api: Api<TFJob> = Api::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
+    let old = serde_json::to_value(current).unwrap_or_default();
+    let new = serde_json::to_value(status).unwrap_or_default();
+    let patch = serde_json::json!({ "status": merge_patch::diff(&old, &new) });
+    let written = api
+        .patch_status(
+            &job.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(ApplyError::Status)?;
+    if let (Some(uid), Some(rv)) = (
+        written.uid(),
+        written.resource_version().and_then(|v| v.parse().ok()),
+    ) {
+        ctx.statuses.remember(&uid, rv, status.clone());
+    }
+    Ok(())
+}
+
+async fn delete_job(
+    ctx: &Context,
+    job: &TFJob,
+    reference: &ObjectReference,
+) -> Result<(), ApplyError> {
+    let api: Api<TFJob> = Api::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        preconditions: job.uid().map(|uid| Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    let name = job.name_any();
+    match api.delete(&name, &params).await {
+        Ok(_) => {
+            ctx.metrics
+                .job_deleted(&job.namespace().unwrap_or_default());
+            let event = JobEvent {
+                warning: false,
+                reason: event_reason::SUCCESSFUL_DELETE_JOB.into(),
+                message: format!("Deleted job: {name}"),
+            };
+            publish(ctx, reference, &[event]).await;
+            Ok(())
+        }
+        Err(kube::Error::Api(status)) if status.is_not_found() || status.is_conflict() => Ok(()),
+        Err(error) => {
+            let event = JobEvent {
+                warning: true,
+                reason: event_reason::FAILED_DELETE_JOB.into(),
+                message: format!("Error deleting: {error}"),
+            };
+            publish(ctx, reference, &[event]).await;
+            Err(ApplyError::DeleteJob(error))
+        }
+    }
+}
+
+/// Publishes events; a failure to record one is logged, never fatal.
+async fn publish(ctx: &Context, reference: &ObjectReference, events: &[JobEvent]) {
+    let results = join_all(events.iter().map(|e| {
+        let event = Event {
+            type_: if e.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: e.reason.clone(),
+            // events.k8s.io caps notes at 1 kB.
+            note: Some(truncate(&e.message, 1024)),
+            action: e.reason.clone(),
+            secondary: None,
+        };
+        async move { ctx.recorder.publish(&event, reference).await }
+    }))
+    .await;
+    for error in results.into_iter().filter_map(Result::err) {
+        warn!(%error, "cannot record event");
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max - 3;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_event_notes_are_truncated_on_a_char_boundary() {
+        assert_eq!(truncate("short", 1024), "short");
+        let long = "é".repeat(600);
+        let cut = truncate(&long, 1024);
+        assert!(cut.len() <= 1024 && cut.ends_with("..."));
+    }
+
+    #[test]
+    fn one_event_per_batch_and_per_distinct_error() {
+        let outcome = Outcome {
+            done: vec!["a-worker-0".into(), "a-worker-1".into()],
+            failed: vec!["boom".into(), "boom".into()],
+        };
+        let events = outcome.events(
+            "pod",
+            "SuccessfulCreatePod",
+            "FailedCreatePod",
+            "Created pod",
+            "Error creating",
+        );
+        assert_eq!(
+            events,
+            [
+                JobEvent {
+                    warning: false,
+                    reason: "SuccessfulCreatePod".into(),
+                    message: "Created pod: a-worker-0, a-worker-1".into()
+                },
+                JobEvent {
+                    warning: true,
+                    reason: "FailedCreatePod".into(),
+                    message: "Error creating: boom".into()
+                },
+            ]
+        );
+    }
+}

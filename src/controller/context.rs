@@ -1,0 +1,131 @@
+//! What every reconcile shares: the client, the caches, the event recorder, the metrics and
+//! the operator's memory of its own recent writes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube::Client;
+use kube_runtime::events::Recorder;
+
+use super::index::ChildIndex;
+use crate::api::JobStatus;
+use crate::ops::Metrics;
+use crate::reconcile::PlanConfig;
+use crate::reconcile::observe::{PodFacts, ServiceFacts};
+
+/// Shared state of the controller.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    pub pods: Arc<ChildIndex<PodFacts>>,
+    pub services: Arc<ChildIndex<ServiceFacts>>,
+    pub plan_config: PlanConfig,
+    pub statuses: StatusMemo,
+    pub backoff: ErrorBackoff,
+    pub undecodable: super::reconciler::UndecodableMemo,
+}
+
+/// The statuses this operator wrote recently, by job UID, with the resourceVersion each write
+/// produced. A reconcile that runs before the TFJob cache has caught up with our own write uses
+/// the memo instead of the stale cached status, so no transition is applied, counted or
+/// announced twice.
+#[derive(Default)]
+pub struct StatusMemo {
+    written: Mutex<HashMap<String, (u64, JobStatus, Instant)>>,
+}
+
+/// How long a memo entry is kept at most (the cache normally catches up in milliseconds).
+const MEMO_TTL: Duration = Duration::from_secs(300);
+
+impl StatusMemo {
+    /// The status to plan from: ours if the cached object (at `cached_rv`) predates our write.
+    pub fn newer_than(&self, uid: &str, cached_rv: u64) -> Option<JobStatus> {
+        let mut written = self.lock();
+        match written.get(uid) {
+            Some((rv, status, _)) if *rv > cached_rv => Some(status.clone()),
+            Some(_) => {
+                written.remove(uid); // the cache has caught up
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn remember(&self, uid: &str, rv: u64, status: JobStatus) {
+        let mut written = self.lock();
+        let now = Instant::now();
+        written.retain(|_, (_, _, at)| now.duration_since(*at) < MEMO_TTL);
+        written.insert(uid.to_string(), (rv, status, now));
+    }
+
+    pub fn forget(&self, uid: &str) {
+        self.lock().remove(uid);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, JobStatus, Instant)>> {
+        self.written.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Per-job exponential back-off for failed reconciles (kube-runtime's `error_policy` is not
+/// told about successes, so the count is kept here and reset on success).
+#[derive(Default)]
+pub struct ErrorBackoff {
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl ErrorBackoff {
+    const BASE: Duration = Duration::from_millis(500);
+    const MAX: Duration = Duration::from_secs(300);
+
+    /// Records a failure of `key`; returns how long to wait before retrying.
+    pub fn failed(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = failures.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        Self::BASE
+            .saturating_mul(1u32 << (*n - 1).min(20))
+            .min(Self::MAX)
+    }
+
+    pub fn succeeded(&self, key: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if !failures.is_empty() {
+            failures.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memo_serves_our_status_until_the_cache_catches_up() {
+        let memo = StatusMemo::default();
+        let status = JobStatus {
+            completion_time: None,
+            ..Default::default()
+        };
+        memo.remember("uid", 10, status.clone());
+        assert_eq!(memo.newer_than("uid", 9), Some(status));
+        assert_eq!(memo.newer_than("uid", 10), None);
+        assert_eq!(memo.newer_than("uid", 9), None, "forgotten once caught up");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes_and_resets_on_success() {
+        let backoff = ErrorBackoff::default();
+        assert_eq!(backoff.failed("a"), Duration::from_millis(500));
+        assert_eq!(backoff.failed("a"), Duration::from_secs(1));
+        assert_eq!(backoff.failed("a"), Duration::from_secs(2));
+        for _ in 0..30 {
+            backoff.failed("a");
+        }
+        assert_eq!(backoff.failed("a"), Duration::from_secs(300));
+        backoff.succeeded("a");
+        assert_eq!(backoff.failed("a"), Duration::from_millis(500));
+    }
+}

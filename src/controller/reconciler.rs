@@ -1,0 +1,190 @@
+//! The reconcile function kube-runtime calls for one TFJob, and its error policy.
+//!
+//! Observe from the caches (never a GET or LIST), plan, apply. A TFJob that cannot even be
+//! decoded gets a Warning event and a Failed condition instead of breaking the watch for
+//! every other job.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::core::error_boundary::InvalidObject;
+use kube::{Resource, ResourceExt};
+use kube_runtime::controller::Action;
+use kube_runtime::events::{Event, EventType};
+use tracing::{debug, instrument, warn};
+
+use super::apply::{ApplyError, apply};
+use super::context::Context;
+use crate::api::TFJob;
+use crate::reconcile::conditions::reason;
+use crate::reconcile::{messages, plan};
+
+/// Why a reconcile failed; it is retried with per-job exponential back-off.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("cannot mark the undecodable TFJob as failed: {0}")]
+    Undecodable(#[source] kube::Error),
+}
+
+impl ReconcileError {
+    /// A short, stable label for the errors metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReconcileError::Apply(error) => error.kind(),
+            ReconcileError::Undecodable(_) => "undecodable",
+        }
+    }
+}
+
+pub type Object = DeserializeGuard<TFJob>;
+
+#[instrument(skip_all, fields(namespace = %object.namespace().unwrap_or_default(), name = %object.name_any()))]
+pub async fn reconcile(object: Arc<Object>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let _timer = ctx.metrics.reconcile_timer();
+    let job = match &object.0 {
+        Ok(job) => job,
+        Err(invalid) => return mark_undecodable(invalid, &ctx).await,
+    };
+    let key = (job.namespace().unwrap_or_default(), job.name_any());
+    let uid = job.uid();
+
+    // Plan from our own last write if the cache has not caught up with it yet.
+    let cached_rv = job
+        .resource_version()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let job: Cow<'_, TFJob> = match uid
+        .as_deref()
+        .and_then(|uid| ctx.statuses.newer_than(uid, cached_rv))
+    {
+        Some(status) => {
+            let mut newer = job.clone();
+            newer.status = Some(status);
+            Cow::Owned(newer)
+        }
+        None => Cow::Borrowed(job),
+    };
+
+    let pods = ctx.pods.children(&key, uid.as_deref());
+    let services = ctx.services.children(&key, uid.as_deref());
+    let plan = plan(&job, &pods, &services, Timestamp::now(), &ctx.plan_config);
+    let action = match plan.requeue_after {
+        Some(after) => Action::requeue(after),
+        None => Action::await_change(),
+    };
+    if plan.is_noop() {
+        return Ok(action);
+    }
+    debug!(
+        create_pods = plan.create_pods.len(),
+        delete_pods = plan.delete_pods.len(),
+        create_services = plan.create_services.len(),
+        delete_services = plan.delete_services.len(),
+        status = plan.status.is_some(),
+        "applying plan"
+    );
+    let current = job.status.clone().unwrap_or_default();
+    apply(&ctx, &job, &key, &current, plan).await?;
+    ctx.backoff.succeeded(&backoff_key(&key.0, &key.1));
+    Ok(action)
+}
+
+pub fn error_policy(object: Arc<Object>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_error(error.kind());
+    let key = backoff_key(&object.namespace().unwrap_or_default(), &object.name_any());
+    let retry = ctx.backoff.failed(&key);
+    warn!(job = %key, %error, retry_in = ?retry, "reconcile failed");
+    Action::requeue(retry)
+}
+
+fn backoff_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+/// Remembers which undecodable objects were already reported, by UID and resourceVersion, so a
+/// broken object is marked once, not on every watch event our own write causes.
+#[derive(Default)]
+pub struct UndecodableMemo(Mutex<HashMap<String, String>>);
+
+impl UndecodableMemo {
+    fn seen(&self, uid: &str, rv: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uid)
+            .is_some_and(|r| r == rv)
+    }
+    fn remember(&self, uid: &str, rv: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid.into(), rv.into());
+    }
+}
+
+async fn mark_undecodable(
+    invalid: &InvalidObject,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    let meta = &invalid.metadata;
+    let (Some(name), Some(namespace), Some(uid)) = (&meta.name, &meta.namespace, &meta.uid) else {
+        return Ok(Action::await_change());
+    };
+    let rv = meta.resource_version.clone().unwrap_or_default();
+    if ctx.undecodable.seen(uid, &rv) {
+        return Ok(Action::await_change());
+    }
+    let message = messages::failed_validation(&format!(
+        "the object cannot be read: {}; fix that field of the TFJob",
+        invalid.error
+    ));
+    warn!(%namespace, %name, error = %invalid.error, "TFJob cannot be decoded");
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now());
+    let patch = serde_json::json!({"status": {
+        "conditions": [
+            {"type": "Created", "status": "True", "reason": reason::CREATED, "message": messages::created(name),
+             "lastUpdateTime": now, "lastTransitionTime": now},
+            {"type": "Failed", "status": "True", "reason": reason::FAILED_VALIDATION, "message": message,
+             "lastUpdateTime": now, "lastTransitionTime": now},
+        ],
+        "completionTime": now,
+    }});
+    let api: Api<TFJob> = Api::namespaced(ctx.client.clone(), namespace);
+    let written = api
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(ReconcileError::Undecodable)?;
+    // The status write changed the resourceVersion: remember the new one.
+    let written_rv = written
+        .metadata
+        .resource_version
+        .clone()
+        .unwrap_or_default();
+    ctx.undecodable.remember(uid, &written_rv);
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(TFJob::api_version(&()).into()),
+        kind: Some(TFJob::kind(&()).into()),
+        name: Some(name.clone()),
+        namespace: Some(namespace.clone()),
+        uid: Some(uid.clone()),
+        ..Default::default()
+    };
+    let event = Event {
+        type_: EventType::Warning,
+        reason: reason::FAILED_VALIDATION.into(),
+        note: Some(message.chars().take(1000).collect()),
+        action: reason::FAILED_VALIDATION.into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+        warn!(%error, "cannot record event");
+    }
+    ctx.metrics.job_failed(namespace);
+    Ok(Action::await_change())
+}
