@@ -1,7 +1,5 @@
 //! Fixtures shared by the unit tests of several modules.
 
-use std::sync::Arc;
-
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, Pod,
@@ -11,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use crate::api::TFJob;
+use crate::reconcile::observe::{PodFacts, ServiceFacts};
 use crate::reconcile::{Plan, PlanConfig, plan};
 
 /// Every example shipped in `examples/`, by file name.
@@ -82,8 +81,8 @@ impl World {
     }
 
     pub fn plan(&self, now: Timestamp) -> Plan {
-        let pods: Vec<Arc<Pod>> = self.pods.iter().cloned().map(Arc::new).collect();
-        let services: Vec<Arc<Service>> = self.services.iter().cloned().map(Arc::new).collect();
+        let pods: Vec<PodFacts> = self.pods.iter().map(PodFacts::of).collect();
+        let services: Vec<ServiceFacts> = self.services.iter().map(ServiceFacts::of).collect();
         plan(&self.job, &pods, &services, now, &self.config)
     }
 

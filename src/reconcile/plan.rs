@@ -9,7 +9,6 @@
 //! transition.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -88,12 +87,12 @@ impl Plan {
     }
 }
 
-/// Plans one reconcile of `job` given its observed pods and Services (already filtered to
-/// those it controls) at time `now`.
+/// Plans one reconcile of `job` given the facts about the pods and Services it controls, at
+/// time `now`.
 pub fn plan(
     job: &TFJob,
-    pods: &[Arc<Pod>],
-    services: &[Arc<Service>],
+    pods: &[PodFacts],
+    services: &[ServiceFacts],
     now: Timestamp,
     config: &PlanConfig,
 ) -> Plan {
@@ -103,8 +102,8 @@ pub fn plan(
         namespace: job.namespace().unwrap_or_default(),
         now,
         config,
-        pods: pods.iter().map(|p| PodFacts::of(p)).collect(),
-        services: services.iter().map(|s| ServiceFacts::of(s)).collect(),
+        pods: pods.to_vec(),
+        services: services.to_vec(),
         status: job.status.clone().unwrap_or_default(),
         plan: Plan::default(),
     };

@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::Pod;
 use proptest::prelude::*;
 use serde_json::json;
 
 use super::conditions;
+use super::observe::{PodFacts, ServiceFacts};
 use super::{PlanConfig, ServiceMode, plan};
 use crate::api::{ReplicaType, TFJob};
 use crate::test_fixtures::t;
@@ -138,12 +139,13 @@ proptest! {
             by_name.insert(pod.metadata.name.clone().unwrap(), Arc::new(pod));
         }
         let pods: Vec<Arc<Pod>> = by_name.into_values().collect();
-        let services: Vec<Arc<Service>> = vec![];
+        let facts: Vec<PodFacts> = pods.iter().map(|p| PodFacts::of(p)).collect();
+        let services: Vec<ServiceFacts> = vec![];
         let config = PlanConfig {
             cluster_domain: None,
             service_mode: if per_job { ServiceMode::PerJob } else { ServiceMode::PerReplica },
         };
-        let result = plan(&job, &pods, &services, t(now), &config);
+        let result = plan(&job, &facts, &services, t(now), &config);
 
         for child in result.create_pods.iter().map(|p| &p.metadata).chain(result.create_services.iter().map(|s| &s.metadata)) {
             let child_name = child.name.clone().unwrap();
