@@ -500,6 +500,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn built_client_is_rate_limited() {
+        let (url, _heads) = fake_apiserver(404).await;
+        let metrics = Metrics::new().expect("metrics");
+        let config = kube::Config::new(url.parse().expect("url"));
+        let client = build_client(
+            config,
+            RateLimit {
+                qps: 10.0,
+                burst: 1,
+            },
+            &metrics,
+        )
+        .expect("client");
+        let pods: Api<Pod> = Api::namespaced(client, "team-a");
+        let start = Instant::now();
+        for _ in 0..6 {
+            let _ = pods.get("missing").await;
+        }
+        // One token at once, then one every 100 ms.
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(450), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+        let text = metrics.encode().expect("encode");
+        assert!(
+            text.contains("tfjob_operator_api_requests_total{code=\"404\",verb=\"get\"} 6"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
     async fn built_client_sends_user_agent_and_counts_requests() {
         let (url, mut heads) = fake_apiserver(404).await;
         let metrics = Metrics::new().expect("metrics");
