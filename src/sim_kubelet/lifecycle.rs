@@ -294,6 +294,11 @@ pub fn next_step(rec: &Record, pod: &PodFacts, now: Timestamp, next_attempt: u32
         }),
         // Bound by someone else (a test, or a pod created with nodeName): report it.
         Stage::Unbound => Some(report_pending(rec, now)),
+        // With no pending time the Pending report would be overwritten at once: skip that write
+        // (it matters when thousands of pods compete for the apiserver).
+        Stage::Bound { at } if b.pending.is_zero() && !b.manual => {
+            Some(start_run(rec, *at, rec.restarts, None, next_attempt))
+        }
         Stage::Bound { at } => Some(report_pending(rec, *at)),
         _ if b.manual => None,
         Stage::Pending { since } => Some(start_run(
@@ -610,6 +615,22 @@ mod tests {
         let seen = simulate(pod(RestartPolicy::Never, b), 10);
         assert!(matches!(seen.last().unwrap().1, Stage::Running { .. }));
         assert_eq!(seen.len(), 3);
+    }
+
+    #[test]
+    fn zero_pending_time_goes_straight_from_binding_to_running() {
+        let b = Behaviour {
+            pending: Duration::ZERO,
+            ..Behaviour::default()
+        };
+        let seen = simulate(pod(RestartPolicy::Never, b), 10);
+        assert!(matches!(seen[0].1, Stage::Bound { .. }));
+        assert!(
+            matches!(seen[1].1, Stage::Running { attempt: 1, .. }),
+            "{seen:?}"
+        );
+        assert_eq!(seen[1].0, seen[0].0);
+        assert_eq!(seen.len(), 3, "bind, run, finish: {seen:?}");
     }
 
     #[test]

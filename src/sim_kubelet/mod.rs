@@ -23,7 +23,7 @@
 //!
 //! | annotation | value | default | meaning |
 //! |---|---|---|---|
-//! | `pending-ms` | ms | `100` | time from binding until the containers run |
+//! | `pending-ms` | ms | `100` | time from binding until the containers run; `0` skips the `Pending` report (one write less per pod) |
 //! | `run-ms` | ms | `1000` | how long each container run lasts before it exits |
 //! | `exit-code` | integer | `0` (`1` if `fail-attempts` is set, `137` if `reason` is `OOMKilled`) | exit code of failing runs |
 //! | `reason` | string | `Completed` / `Error` from the code | termination reason of failing runs, e.g. `OOMKilled` |
