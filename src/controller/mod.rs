@@ -102,8 +102,12 @@ pub async fn run(
         let stores = stores.clone();
         async move {
             for store in &stores {
-                // A store's writer lives as long as its controller runs.
-                let _ = store.wait_until_ready().await;
+                // kube's readiness signal wakes only its most recent waiter (the controller's
+                // own), so poll it rather than wait on it.
+                while tokio::time::timeout(Duration::from_millis(50), store.wait_until_ready())
+                    .await
+                    .is_err()
+                {}
             }
         }
     };

@@ -24,6 +24,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod control_plane;
+pub mod operator;
 pub mod wait;
 
 use std::fmt::Debug;
@@ -283,4 +284,18 @@ fn namespace_name(test_name: &str) -> String {
     let base = base.trim_matches('-');
     let base = if base.is_empty() { "test" } else { base };
     format!("{base}-{}", unique_suffix())
+}
+
+/// Logs of the code under test, shown for failing tests; `RUST_LOG` sets the level (default
+/// `warn`).
+pub fn init_test_logging() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
 }
