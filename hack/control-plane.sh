@@ -16,6 +16,16 @@
 #   hack/control-plane.sh status DIR
 #   hack/control-plane.sh kubeconfig DIR
 #
+# `start` picks free loopback ports, prints progress on stderr and the state directory DIR as the
+# last line of stdout (default DIR: a new /tmp/tfjob-cp.XXXXXX). DIR holds: kubeconfig (admin
+# token, private CA), token, env (`source DIR/env` sets KUBECONFIG), pids, etcd.log,
+# apiserver.log, kcm.log, tokens.csv, pki/, and with --audit audit.log (Metadata level for writes
+# to pods, services, tfjobs and events). --extra-tokens appends token-file lines such as
+#   TOKEN,system:serviceaccount:NS:SA,UID,"system:serviceaccounts,system:serviceaccounts:NS"
+# kube-controller-manager runs `garbagecollector,namespace` unless --kcm-controllers says
+# otherwise (e.g. `garbagecollector,namespace,job`); --kcm-qps/--kcm-burst default to 20/30.
+# --owner-pid PID stops everything once PID exits. `stop` kills by recorded PID only.
+#
 # Environment:
 #   KUBEBUILDER_ASSETS  folder with kube-apiserver and etcd (optionally kube-controller-manager);
 #                       when set and complete, `install` builds nothing and `start` uses them.
@@ -41,9 +51,10 @@ STATE_MARKER=.tfjob-control-plane
 APT_PACKAGES=(etcd-server golang-go rsync openssl curl make dpkg-dev golang-github-modern-go-reflect2-dev)
 REFLECT2_DEBIAN_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
 
+# usage [EXIT_CODE] — the header's usage text; 0 when asked for, 2 after a wrong invocation.
 usage() {
     sed -n '/^# Usage:/,/^set -euo/p' "$SELF" | sed '$d; s/^# \{0,1\}//' >&2
-    exit 2
+    exit "${1:-2}"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -680,7 +691,7 @@ main() {
     stop) cmd_stop "$@" ;;
     status) cmd_status "$@" ;;
     kubeconfig) cmd_kubeconfig "$@" ;;
-    -h | --help | help) usage ;;
+    -h | --help | help) usage 0 ;;
     *) usage ;;
     esac
 }
