@@ -17,6 +17,10 @@ require_cmd cargo "install the Rust toolchain (https://rustup.rs) and run this a
 step "Kubernetes binaries for the local control plane"
 hack/control-plane.sh install
 
+step "Helm and kustomize for the deploy/ tests (hack/helm/venv.sh; kubectl kustomize)"
+hack/helm/venv.sh >/dev/null
+require_cmd kubectl "install kubectl 1.27 or newer (its embedded kustomize builds deploy/kustomize) and run this again."
+
 step "formatting (cargo fmt --check)"
 cargo fmt --all -- --check || die "code is not formatted." "run: cargo fmt"
 

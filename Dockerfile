@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# The operator's image: a release build on Debian 12 (bookworm), run on distroless's glibc
+# image (Debian 12 too, so the glibc the binary links against matches) as the non-root user.
+# Result: the binary plus CA certificates and glibc, no shell, no package manager.
+#
+#   docker build -t tfjob-operator:0.1.0 .
+#
+# Not built by this repository's tests (there is no container engine on its machines);
+# tests/deploy_render.rs checks that this file copies every source file the binary is compiled
+# from, builds with the command below, and runs as the user the chart's pods require.
+
+FROM docker.io/library/rust:1.95-bookworm AS build
+WORKDIR /src
+# Only what the binary is compiled from (the CRD is generated from the Rust types).
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+# Cache mounts keep the crate registry and build outputs between builds (BuildKit).
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin tfjob-operator \
+    && cp target/release/tfjob-operator /usr/local/bin/tfjob-operator
+
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /usr/local/bin/tfjob-operator /usr/local/bin/tfjob-operator
+# distroless's nonroot user, numerically, so that the kubelet can verify runAsNonRoot.
+USER 65532:65532
+# /metrics and /healthz + /readyz (the chart's metrics.port and healthProbe.port).
+EXPOSE 8080 8081
+ENTRYPOINT ["/usr/local/bin/tfjob-operator"]

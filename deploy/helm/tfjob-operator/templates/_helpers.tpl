@@ -1,0 +1,94 @@
+{{/*
+Names and labels shared by every template.
+*/}}
+
+{{/* The chart name, or nameOverride. */}}
+{{- define "tfjob-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name of the release's objects: the release name when it already contains the chart name
+(the default release `tfjob-operator` gives `tfjob-operator`), else `<release>-<chart>`.
+*/}}
+{{- define "tfjob-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := include "tfjob-operator.name" . }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The ServiceAccount the operator runs as. */}}
+{{- define "tfjob-operator.serviceAccountName" -}}
+{{- default (include "tfjob-operator.fullname" .) .Values.serviceAccount.name }}
+{{- end }}
+
+{{/* Selector labels: stable across upgrades (a Deployment's selector is immutable). */}}
+{{- define "tfjob-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tfjob-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Labels of every object. helm.sh/chart and app.kubernetes.io/managed-by are the only Helm-specific
+ones: the kustomize base carries all the others (a test compares the two).
+*/}}
+{{- define "tfjob-operator.labels" -}}
+{{ include "tfjob-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: kubeflow
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* The metrics Service's name (the webhook will get its own Service). */}}
+{{- define "tfjob-operator.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "tfjob-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The API group of the PodGroups the gang scheduler uses: Volcano's own, or scheduler-plugins' for
+any other scheduler name (upstream training-operator's rule). Empty without gang scheduling.
+*/}}
+{{- define "tfjob-operator.podGroupApiGroup" -}}
+{{- if eq (lower .Values.gangScheduler.name) "volcano" }}scheduling.volcano.sh
+{{- else if .Values.gangScheduler.name }}scheduling.x-k8s.io
+{{- end }}
+{{- end }}
+
+{{/*
+The rules the operator needs in each namespace it watches, as a ClusterRole (all namespaces) or a
+Role per namespace. Exactly what the operator calls; no secrets, no wildcards:
+- tfjobs: list+watch feed its cache (it never GETs); delete enforces ttlSecondsAfterFinished.
+- tfjobs/status: the status is written as one merge patch.
+- pods, services: the operator's children, created and deleted (with UID preconditions) and
+  watched by label. get and patch are part of the install contract (issue 6), for adopting
+  orphaned children as upstream does; today's reconciler uses neither.
+- events.k8s.io events: the event recorder creates an event, then patches its series count.
+- PodGroups: only with gang scheduling, in the group of the configured scheduler.
+*/}}
+{{- define "tfjob-operator.rules" -}}
+- apiGroups: [kubeflow.org]
+  resources: [tfjobs]
+  verbs: [delete, list, watch]
+- apiGroups: [kubeflow.org]
+  resources: [tfjobs/status]
+  verbs: [patch]
+- apiGroups: [""]
+  resources: [pods, services]
+  verbs: [create, delete, get, list, patch, watch]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- with include "tfjob-operator.podGroupApiGroup" . }}
+- apiGroups: [{{ . }}]
+  resources: [podgroups]
+  verbs: [create, delete, get, list, patch, watch]
+{{- end }}
+{{- end }}

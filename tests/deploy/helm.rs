@@ -1,0 +1,114 @@
+//! The chart rendered, linted and schema-checked by Helm 4's own engine: `hack/helm/helm.py`
+//! run with the virtualenv `hack/helm/venv.sh` installs (the python there, or
+//! `TFJOB_HELM_PYTHON`).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use super::{NAMESPACE, RELEASE, chart_dir, objects, repo_path};
+
+/// The python of the Helm virtualenv; panics with how to install it when it is missing.
+pub fn python() -> PathBuf {
+    if let Some(python) = std::env::var_os("TFJOB_HELM_PYTHON").filter(|p| !p.is_empty()) {
+        return PathBuf::from(python);
+    }
+    let cache = std::env::var_os("TFJOB_CACHE_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/tfjob-operator"))
+        })
+        .expect("HOME or TFJOB_CACHE_DIR must be set to find the Helm virtualenv");
+    let python = cache.join("venv/bin/python");
+    assert!(
+        python.is_file(),
+        "Helm is not installed: {} is missing.\nInstall it (about 10 s, cached) with:\n    \
+         hack/helm/venv.sh\n(hack/test.sh does this), or set TFJOB_HELM_PYTHON to a python that \
+         can import helm_python.",
+        python.display()
+    );
+    python
+}
+
+/// Runs `helm.py COMMAND CHART ARGS... --values-json VALUES`.
+fn run(command: &str, values: &Value, args: &[&str]) -> Output {
+    let script = repo_path("hack/helm/helm.py");
+    Command::new(python())
+        .arg(&script)
+        .arg(command)
+        .arg(chart_dir())
+        .args(args)
+        .arg("--values-json")
+        .arg(values.to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()))
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// `helm template` with `values` into the test namespace as the default release, as YAML.
+pub fn template_yaml(values: &Value, include_crds: bool) -> Result<String, String> {
+    let mut args = vec!["--name", RELEASE, "--namespace", NAMESPACE];
+    if include_crds {
+        args.push("--include-crds");
+    }
+    let output = run("template", values, &args);
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(text(&output))
+    }
+}
+
+/// The objects `helm template` renders with `values` (without CRDs); panics if rendering fails.
+pub fn render(values: &Value) -> Vec<Value> {
+    let yaml = template_yaml(values, false)
+        .unwrap_or_else(|e| panic!("helm template with {values} failed:\n{e}"));
+    objects::parse_stream(&yaml)
+}
+
+/// Like [`render`], with the chart's CRDs first (`helm template --include-crds`).
+pub fn render_with_crds(values: &Value) -> Vec<Value> {
+    let yaml = template_yaml(values, true)
+        .unwrap_or_else(|e| panic!("helm template --include-crds with {values} failed:\n{e}"));
+    objects::parse_stream(&yaml)
+}
+
+/// NOTES.txt as rendered with `values`.
+pub fn notes(values: &Value) -> String {
+    let output = run("template", values, &["--namespace", NAMESPACE, "--notes"]);
+    assert!(
+        output.status.success(),
+        "rendering NOTES.txt failed:\n{}",
+        text(&output)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `helm lint --strict` with `values`: Ok(report) when it passes, Err(report) otherwise.
+pub fn lint(values: &Value) -> Result<String, String> {
+    let output = run("lint", values, &["--namespace", NAMESPACE]);
+    if output.status.success() {
+        Ok(text(&output))
+    } else {
+        Err(text(&output))
+    }
+}
+
+/// The values schema check alone: Err(Helm's message) when `values` are rejected.
+pub fn validate(values: &Value) -> Result<(), String> {
+    let output = run("validate", values, &[]);
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(text(&output))
+    }
+}

@@ -1,0 +1,237 @@
+//! The operator installed as users install it — the Helm chart and the kustomize base, applied
+//! to the real control plane with server-side apply — then run (out of cluster, but with the
+//! Deployment's own args and env) under the installed ServiceAccount's identity. The seed's
+//! TFJob must succeed with nothing but the installed RBAC, and `kubectl auth can-i` must show
+//! that the same identity can do nothing else.
+
+mod deploy;
+mod support;
+
+use std::path::PathBuf;
+
+use kube::api::Api;
+use serde_json::{Value, json};
+use tfjob_operator::api::TFJob;
+
+use deploy::access::{Check, assert_access, may, may_not};
+use deploy::process::OperatorProcess;
+use deploy::{NAMESPACE, cluster, helm, kustomize, objects, repo_path};
+use support::operator::{conditions, has, job_events, sim_kubelet, submit};
+use support::{TestContext, control_plane, secs, unique_suffix, wait_for};
+
+/// The identity the installed RBAC binds (and the harness's operator token authenticates as).
+const OPERATOR_USER: &str = "system:serviceaccount:tfjob-system:tfjob-operator";
+/// The chart's default Lease name.
+const LEASE: &str = "1ca428e5.training-operator.kubeflow.org";
+
+/// Both installs create the same cluster-scoped objects for the same ServiceAccount: one at a
+/// time. (A tokio mutex: it is not poisoned when a test fails, and the failed test's
+/// `Installed` guard has removed its objects by then.)
+static ONE_INSTALL_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[tokio::test]
+async fn helm_chart_runs_the_seed_tfjob_with_only_its_rbac() {
+    let _turn = ONE_INSTALL_AT_A_TIME.lock().await;
+    // Leader election on, so that the Lease Role (create, and get/update of one name) is proven
+    // too; everything else as the chart's defaults (all namespaces).
+    let objs = helm::render_with_crds(&json!({ "leaderElection": { "enabled": true } }));
+    install_and_run("helm", &objs, true).await;
+}
+
+#[tokio::test]
+async fn kustomize_base_runs_the_seed_tfjob_with_only_its_rbac() {
+    let _turn = ONE_INSTALL_AT_A_TIME.lock().await;
+    let objs = kustomize::build("deploy/kustomize/base");
+    install_and_run("kustomize", &objs, false).await;
+}
+
+async fn install_and_run(how: &str, objs: &[Value], leader_election: bool) {
+    let admin = support::client().await;
+    let installed = cluster::install(&admin, objs, NAMESPACE).await;
+    let ctx = TestContext::new(&format!("{how}-install")).await;
+    let dir = work_dir(how);
+
+    let deployment = objects::one(objs, "Deployment");
+    let kubeconfig = cluster::operator_kubeconfig(&dir);
+    let mut operator = OperatorProcess::start(deployment, &kubeconfig, &dir);
+    operator.wait_ready(secs(30)).await;
+    let (code, _) = operator.get(operator.probes, "/healthz").await;
+    assert_eq!(code, 200, "/healthz");
+    if leader_election {
+        // Ready includes standing by; leading needs the Lease created and renewed.
+        let metrics = operator.metrics;
+        wait_for(secs(30), "the operator to hold the Lease", || async move {
+            let (_, body) = deploy::process::http_get(metrics, "/metrics").await?;
+            Ok::<_, String>(body.lines().any(|l| l == "tfjob_operator_is_leader 1"))
+        })
+        .await;
+    }
+
+    // The seed's TFJob, in a namespace of its own, with the simulated kubelet (admin) running
+    // its pods: Created → Running → Succeeded needs every rule of the operator's role.
+    let kubelet = sim_kubelet(&ctx);
+    let seed = std::fs::read_to_string(repo_path("examples/tfjob-seed.yaml")).expect("the seed");
+    submit(&ctx, &seed).await;
+    let jobs: Api<TFJob> = ctx.api();
+    wait_for(secs(30), "the seed TFJob to succeed", || async {
+        let job = jobs.get("tfjob-test").await.map_err(|e| e.to_string())?;
+        if has(&job, "Succeeded") {
+            return Ok(());
+        }
+        // A missing permission shows in the operator's log, not in the job.
+        let log = operator.log();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        Err(format!(
+            "conditions {:?}; operator log ends with {tail:#?}",
+            conditions(&job)
+        ))
+    })
+    .await;
+    let events = job_events(&ctx, "tfjob-test").await;
+    for reason in [
+        "SuccessfulCreatePod",
+        "SuccessfulCreateService",
+        "TFJobSucceeded",
+    ] {
+        assert!(
+            events.iter().any(|e| e.contains(reason)),
+            "event {reason} recorded (events.k8s.io create): {events:#?}\n{}",
+            operator.log()
+        );
+    }
+    let (_, metrics) = operator.get(operator.metrics, "/metrics").await;
+    let succeeded = format!(
+        "training_operator_jobs_successful_total{{framework=\"tensorflow\",job_namespace=\"{}\"}} 1",
+        ctx.namespace
+    );
+    assert!(
+        metrics.lines().any(|l| l == succeeded),
+        "{succeeded} in /metrics"
+    );
+
+    assert_access(
+        &control_plane().kubeconfig,
+        OPERATOR_USER,
+        &access_checks(&ctx.namespace, leader_election),
+    )
+    .await;
+
+    let log = operator.log();
+    let status = operator.stop().await;
+    assert!(
+        status.success(),
+        "the operator stops cleanly on SIGTERM ({status}):\n{log}"
+    );
+    for denied in ["forbidden", "Forbidden", " 403"] {
+        assert!(
+            !log.contains(denied),
+            "the operator was refused something ({denied:?}); its log:\n{log}"
+        );
+    }
+    let _ = kubelet.shutdown().await;
+    installed.uninstall(&admin).await;
+    ctx.teardown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What the operator's identity may do — exactly its rules — and a sample of what it must not.
+fn access_checks(ns: &str, leader_election: bool) -> Vec<Check> {
+    let system = NAMESPACE;
+    let mut checks = vec![
+        // TFJobs: cache (list, watch), TTL (delete), status (patch) — in any namespace.
+        may(format!("list tfjobs.kubeflow.org -n {ns}")),
+        may(format!("watch tfjobs.kubeflow.org -n {ns}")),
+        may(format!("delete tfjobs.kubeflow.org -n {ns}")),
+        may("list tfjobs.kubeflow.org --all-namespaces"),
+        may(format!(
+            "patch tfjobs.kubeflow.org --subresource=status -n {ns}"
+        )),
+        may_not(format!("get tfjobs.kubeflow.org -n {ns}")),
+        may_not(format!("create tfjobs.kubeflow.org -n {ns}")),
+        may_not(format!("update tfjobs.kubeflow.org -n {ns}")),
+        may_not(format!("patch tfjobs.kubeflow.org -n {ns}")),
+        may_not(format!(
+            "update tfjobs.kubeflow.org --subresource=status -n {ns}"
+        )),
+        // Children.
+        may(format!("create pods -n {ns}")),
+        may(format!("delete pods -n {ns}")),
+        may(format!("get pods -n {ns}")),
+        may(format!("list pods -n {ns}")),
+        may(format!("watch pods -n {ns}")),
+        may(format!("patch pods -n {ns}")),
+        may(format!("create services -n {ns}")),
+        may(format!("delete services -n {ns}")),
+        may(format!("patch services -n {ns}")),
+        may_not(format!("update pods -n {ns}")),
+        may_not(format!("deletecollection pods -n {ns}")),
+        may_not(format!("create pods --subresource=exec -n {ns}")),
+        may_not(format!("get pods --subresource=log -n {ns}")),
+        may_not(format!("create pods --subresource=eviction -n {ns}")),
+        // Events: events.k8s.io, create and patch only.
+        may(format!("create events.events.k8s.io -n {ns}")),
+        may(format!("patch events.events.k8s.io -n {ns}")),
+        may_not(format!("list events.events.k8s.io -n {ns}")),
+        may_not(format!("create events -n {ns}")),
+        // Secrets, nowhere.
+        may_not(format!("get secrets -n {ns}")),
+        may_not(format!("list secrets -n {ns}")),
+        may_not(format!("watch secrets -n {ns}")),
+        may_not(format!("get secrets -n {system}")),
+        may_not("list secrets --all-namespaces"),
+        // Nothing else.
+        may_not(format!("get configmaps -n {ns}")),
+        may_not(format!("create configmaps -n {system}")),
+        may_not(format!("create deployments.apps -n {ns}")),
+        may_not(format!("update deployments.apps -n {system}")),
+        may_not(format!("create jobs.batch -n {ns}")),
+        may_not(format!(
+            "create serviceaccounts --subresource=token -n {system}"
+        )),
+        may_not("get nodes"),
+        may_not("list namespaces"),
+        may_not("create namespaces"),
+        may_not("delete customresourcedefinitions.apiextensions.k8s.io"),
+        may_not("create clusterrolebindings.rbac.authorization.k8s.io"),
+        may_not("bind clusterroles.rbac.authorization.k8s.io"),
+        may_not("escalate clusterroles.rbac.authorization.k8s.io"),
+        may_not(format!(
+            "create rolebindings.rbac.authorization.k8s.io -n {ns}"
+        )),
+        may_not("impersonate users"),
+        may_not(format!("create podgroups.scheduling.volcano.sh -n {ns}")),
+        may_not(format!("create podgroups.scheduling.x-k8s.io -n {ns}")),
+        may_not("* *"),
+    ];
+    if leader_election {
+        checks.extend([
+            may(format!("create leases.coordination.k8s.io -n {system}")),
+            may(format!(
+                "get leases.coordination.k8s.io/{LEASE} -n {system}"
+            )),
+            may(format!(
+                "update leases.coordination.k8s.io/{LEASE} -n {system}"
+            )),
+            may_not(format!(
+                "update leases.coordination.k8s.io/other-lease -n {system}"
+            )),
+            may_not(format!(
+                "delete leases.coordination.k8s.io/{LEASE} -n {system}"
+            )),
+            may_not(format!("list leases.coordination.k8s.io -n {system}")),
+            may_not(format!("create leases.coordination.k8s.io -n {ns}")),
+        ]);
+    } else {
+        checks.push(may_not(format!(
+            "create leases.coordination.k8s.io -n {system}"
+        )));
+    }
+    checks
+}
+
+/// A scratch directory for the kubeconfig and the operator's log.
+fn work_dir(how: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tfjob-deploy-{how}-{}", unique_suffix()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
