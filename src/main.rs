@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use tfjob_operator::api::podgroup::GangScheduler;
 use tfjob_operator::config::{self, RunArgs};
 use tfjob_operator::controller::{self, Settings};
 use tfjob_operator::ops::{self, LeaderElection, LeaderState, Metrics, OpsServer, Readiness};
@@ -102,6 +103,9 @@ async fn operate(args: RunArgs) -> Result<ExitCode, String> {
     let client =
         ops::build_client(kube_config, args.rate_limit(), &metrics).map_err(|e| e.to_string())?;
     let readiness = Readiness::new();
+    // One identity per process: the Lease holder and the events' reporting instance must match,
+    // so events can be traced to the replica that led (default_identity adds a random suffix).
+    let identity = ops::default_identity();
 
     let (stop_tx, stop_rx) = watch::channel(Stop::Running);
     tokio::spawn(watch_signals(stop_tx.clone()));
@@ -128,7 +132,7 @@ async fn operate(args: RunArgs) -> Result<ExitCode, String> {
             client.clone(),
             &namespace,
             &args.leader_election_id,
-            ops::default_identity(),
+            identity.clone(),
             args.lease_timings(),
         )
         .map_err(|e| e.to_string())?;
@@ -159,6 +163,8 @@ async fn operate(args: RunArgs) -> Result<ExitCode, String> {
         });
         Some(handle)
     } else {
+        // Without election this replica always reconciles: it counts as the leader.
+        metrics.set_leader(true);
         None
     };
 
@@ -177,8 +183,9 @@ async fn operate(args: RunArgs) -> Result<ExitCode, String> {
                 config::ServiceMode::PerReplica => ServiceMode::PerReplica,
                 config::ServiceMode::PerJob => ServiceMode::PerJob,
             },
+            gang: GangScheduler::from_flag(&args.gang_scheduler_name),
         },
-        instance: ops::default_identity(),
+        instance: identity,
     };
     let result = controller::run(
         client,

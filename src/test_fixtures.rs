@@ -9,8 +9,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use crate::api::TFJob;
+use crate::reconcile::observe::PodGroupFacts;
 use crate::reconcile::observe::{PodFacts, ServiceFacts};
-use crate::reconcile::{Plan, PlanConfig, plan};
+use crate::reconcile::{Observed, Plan, PlanConfig, PodGroupAction, plan};
 
 /// Every example shipped in `examples/`, by file name.
 pub const EXAMPLES: [(&str, &str); 7] = [
@@ -64,6 +65,8 @@ pub struct World {
     pub pods: Vec<Pod>,
     pub services: Vec<Service>,
     pub config: PlanConfig,
+    /// The job's PodGroup (gang scheduling), as the apiserver holds it.
+    pub pod_group: Option<PodGroupFacts>,
     pub job_deleted: bool,
     next_uid: u32,
 }
@@ -75,6 +78,7 @@ impl World {
             pods: vec![],
             services: vec![],
             config: PlanConfig::default(),
+            pod_group: None,
             job_deleted: false,
             next_uid: 0,
         }
@@ -83,7 +87,13 @@ impl World {
     pub fn plan(&self, now: Timestamp) -> Plan {
         let pods: Vec<PodFacts> = self.pods.iter().map(PodFacts::of).collect();
         let services: Vec<ServiceFacts> = self.services.iter().map(ServiceFacts::of).collect();
-        plan(&self.job, &pods, &services, now, &self.config)
+        let observed = Observed {
+            pods: &pods,
+            services: &services,
+            pod_group: self.pod_group.as_ref(),
+            priority_classes: None,
+        };
+        plan(&self.job, &observed, now, &self.config)
     }
 
     /// Plans and applies one pass; returns the plan.
@@ -119,6 +129,23 @@ impl World {
             .retain(|p| !plan.delete_pods.iter().any(|d| d.name == p.name_any()));
         self.services
             .retain(|s| !plan.delete_services.iter().any(|d| d.name == s.name_any()));
+        match &plan.pod_group {
+            Some(PodGroupAction::Create(object)) => {
+                let uid = self.uid();
+                self.pod_group = Some(PodGroupFacts {
+                    name: object["metadata"]["name"].as_str().unwrap().into(),
+                    uid: Some(uid),
+                    phase: None,
+                    spec: object["spec"].clone(),
+                    terminating: false,
+                });
+            }
+            Some(PodGroupAction::Update(spec)) => {
+                self.pod_group.as_mut().unwrap().spec = spec.clone()
+            }
+            Some(PodGroupAction::Delete(_)) => self.pod_group = None,
+            None => {}
+        }
         if let Some(status) = &plan.status {
             self.job.status = Some(status.clone());
         }

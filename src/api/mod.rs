@@ -4,6 +4,7 @@
 pub mod constants;
 pub mod crd;
 pub mod effective;
+pub mod podgroup;
 pub mod policy;
 pub mod replica_type;
 pub mod types;

@@ -7,7 +7,8 @@
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
 use kube::api::{
-    Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy,
+    Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions,
+    PropagationPolicy,
 };
 use kube::{Resource, ResourceExt};
 use kube_runtime::events::{Event, EventType};
@@ -16,11 +17,12 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
 use super::context::Context;
-use super::index::JobKey;
+use super::index::{ChildIndex, JobKey};
 use super::merge_patch;
 use crate::api::{JobStatus, TFJob};
 use crate::reconcile::messages::event_reason;
-use crate::reconcile::{ChildRef, JobCounter, JobEvent, Plan};
+use crate::reconcile::observe::PodGroupFacts;
+use crate::reconcile::{ChildRef, JobCounter, JobEvent, Plan, PodGroupAction};
 
 /// Child writes that failed; the reconcile is retried with back-off.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,16 @@ pub async fn apply(
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
 
+    // The PodGroup goes first: the gang scheduler needs it before it sees the pods.
+    let mut events = plan.events;
+    let pod_group_failure = match (&plan.pod_group, &ctx.pod_groups) {
+        (Some(action), Some((index, resource))) => {
+            let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, resource);
+            apply_pod_group(&api, index, key, action, &mut events).await
+        }
+        _ => None,
+    };
+
     let (created_pods, created_services, deleted_pods, deleted_services) = futures::join!(
         create_all(&pods, plan.create_pods, |p| ctx.pods.created(p)),
         create_all(&services, plan.create_services, |s| ctx.services.created(s)),
@@ -74,7 +86,6 @@ pub async fn apply(
     ctx.metrics
         .services_deleted(deleted_services.done.len() as u64);
 
-    let mut events = plan.events;
     events.extend(created_pods.events(
         "pod",
         event_reason::SUCCESSFUL_CREATE_POD,
@@ -135,6 +146,7 @@ pub async fn apply(
     ]
     .into_iter()
     .flat_map(|o| o.failed.iter())
+    .chain(pod_group_failure.as_ref())
     .collect();
     match failures.first() {
         None => Ok(()),
@@ -143,6 +155,76 @@ pub async fn apply(
             first: (*first).clone(),
         }),
     }
+}
+
+/// Creates, updates or deletes the job's PodGroup; returns the error text if it failed.
+async fn apply_pod_group(
+    api: &Api<DynamicObject>,
+    index: &ChildIndex<PodGroupFacts>,
+    key: &JobKey,
+    action: &PodGroupAction,
+    events: &mut Vec<JobEvent>,
+) -> Option<String> {
+    let result = match action {
+        PodGroupAction::Create(object) => {
+            match serde_json::from_value::<DynamicObject>(object.clone()) {
+                Ok(object) => match api.create(&PostParams::default(), &object).await {
+                    Ok(created) => {
+                        index.created(&created);
+                        Ok(())
+                    }
+                    Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(()),
+                    Err(error) => Err(format!("Error creating PodGroup: {error}")),
+                },
+                Err(error) => Err(format!("Error creating PodGroup: {error}")),
+            }
+        }
+        PodGroupAction::Update(spec) => {
+            let patch = serde_json::json!({ "spec": spec });
+            match api
+                .patch(&key.1, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(updated) => {
+                    index.created(&updated);
+                    Ok(())
+                }
+                Err(error) => Err(format!("Error updating PodGroup: {error}")),
+            }
+        }
+        PodGroupAction::Delete(child) => {
+            let params = DeleteParams {
+                preconditions: child.uid.clone().map(|uid| Preconditions {
+                    uid: Some(uid),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            };
+            match api.delete(&child.name, &params).await {
+                Ok(_) => {
+                    index.deleting(key, &child.name);
+                    events.push(JobEvent {
+                        warning: false,
+                        reason: event_reason::SUCCESSFUL_DELETE_POD_GROUP.into(),
+                        message: format!("Deleted PodGroup: {}", child.name),
+                    });
+                    Ok(())
+                }
+                Err(kube::Error::Api(status)) if status.is_not_found() || status.is_conflict() => {
+                    Ok(())
+                }
+                Err(error) => {
+                    events.push(JobEvent {
+                        warning: true,
+                        reason: event_reason::FAILED_DELETE_POD_GROUP.into(),
+                        message: format!("Error deleting: {error}"),
+                    });
+                    Err(format!("Error deleting PodGroup: {error}"))
+                }
+            }
+        }
+    };
+    result.err()
 }
 
 /// Names written and errors met by a batch of child writes.

@@ -6,13 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube::Client;
+use kube::api::ApiResource;
 use kube_runtime::events::Recorder;
 
 use super::index::ChildIndex;
 use crate::api::JobStatus;
 use crate::ops::Metrics;
 use crate::reconcile::PlanConfig;
-use crate::reconcile::observe::{PodFacts, ServiceFacts};
+use crate::reconcile::observe::{PodFacts, PodGroupFacts, ServiceFacts};
 
 /// Shared state of the controller.
 pub struct Context {
@@ -21,6 +22,10 @@ pub struct Context {
     pub metrics: Metrics,
     pub pods: Arc<ChildIndex<PodFacts>>,
     pub services: Arc<ChildIndex<ServiceFacts>>,
+    /// Gang scheduling on: the PodGroups of the jobs and their API resource.
+    pub pod_groups: Option<(Arc<ChildIndex<PodGroupFacts>>, ApiResource)>,
+    /// Gang scheduling on: PriorityClass values, for PodGroups' default `minResources`.
+    pub priority_classes: Arc<PriorityClasses>,
     pub plan_config: PlanConfig,
     pub statuses: StatusMemo,
     pub backoff: ErrorBackoff,
@@ -66,6 +71,28 @@ impl StatusMemo {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, JobStatus, Instant)>> {
         self.written.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// PriorityClass name → value, kept by a watch (cluster-scoped, small).
+#[derive(Default)]
+pub struct PriorityClasses(std::sync::RwLock<std::collections::BTreeMap<String, i32>>);
+
+impl PriorityClasses {
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, i32> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, name: String, value: Option<i32>) {
+        let mut classes = self.0.write().unwrap_or_else(|e| e.into_inner());
+        match value {
+            Some(value) => classes.insert(name, value),
+            None => classes.remove(&name),
+        };
+    }
+
+    pub fn replace(&self, all: std::collections::BTreeMap<String, i32>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = all;
     }
 }
 

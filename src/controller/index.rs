@@ -13,10 +13,11 @@ use std::sync::RwLock;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Resource;
 use kube::ResourceExt;
+use kube::api::DynamicObject;
 use kube_runtime::watcher;
 
 use crate::api::constants::LABEL_JOB_NAME;
-use crate::reconcile::observe::{PodFacts, ServiceFacts};
+use crate::reconcile::observe::{PodFacts, PodGroupFacts, ServiceFacts};
 
 /// A job's identity within the operator: namespace and name.
 pub type JobKey = (String, String);
@@ -26,6 +27,10 @@ pub trait ChildFacts: Clone + Send + Sync + 'static {
     type Object: Resource + Clone + Send + Sync + 'static;
     fn of(object: &Self::Object) -> Self;
     fn mark_terminating(&mut self);
+    /// The name of the job the child belongs to: its `job-name` label.
+    fn job_of(object: &Self::Object) -> Option<String> {
+        object.labels().get(LABEL_JOB_NAME).cloned()
+    }
 }
 
 impl ChildFacts for PodFacts {
@@ -35,6 +40,25 @@ impl ChildFacts for PodFacts {
     }
     fn mark_terminating(&mut self) {
         self.terminating = true;
+    }
+}
+
+/// PodGroups carry no labels of ours (upstream copies only annotations): the controlling
+/// TFJob's owner reference names the job.
+impl ChildFacts for PodGroupFacts {
+    type Object = DynamicObject;
+    fn of(object: &DynamicObject) -> Self {
+        PodGroupFacts::of(object)
+    }
+    fn mark_terminating(&mut self) {
+        self.terminating = true;
+    }
+    fn job_of(object: &DynamicObject) -> Option<String> {
+        object
+            .owner_references()
+            .iter()
+            .find(|o| o.controller == Some(true) && o.kind == "TFJob")
+            .map(|o| o.name.clone())
     }
 }
 
@@ -195,7 +219,7 @@ impl<F: ChildFacts> ChildIndex<F> {
 
 /// The index entry of a child: its job (from the job-name label), name and facts.
 fn entry_of<F: ChildFacts>(object: &F::Object) -> Option<(JobKey, String, Entry<F>)> {
-    let job = object.labels().get(LABEL_JOB_NAME)?.clone();
+    let job = F::job_of(object)?;
     let key = (object.namespace().unwrap_or_default(), job);
     let owner_uid = object
         .owner_references()

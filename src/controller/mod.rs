@@ -18,8 +18,9 @@ use std::time::Duration;
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::api::{Api, ListParams};
-use kube::{Client, Resource, ResourceExt};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::{Client, ResourceExt};
 use kube_runtime::controller::{self, Controller};
 use kube_runtime::events::{Recorder, Reporter};
 use kube_runtime::reflector::{self, ObjectRef, Store};
@@ -27,15 +28,16 @@ use kube_runtime::{WatchStreamExt, watcher};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use self::context::Context;
+use self::context::{Context, PriorityClasses};
 use self::index::{ChildFacts, ChildIndex};
 use self::reconciler::{Object, error_policy, reconcile};
 use crate::api::TFJob;
 use crate::api::constants::{CONTROLLER_NAME, operator_selector};
+use crate::api::podgroup::GangScheduler;
 use crate::ops::{Metrics, Readiness};
 use crate::reconcile::PlanConfig;
 use crate::reconcile::conditions;
-use crate::reconcile::observe::{PodFacts, ServiceFacts};
+use crate::reconcile::observe::{PodFacts, PodGroupFacts, ServiceFacts};
 
 /// How the controller watches and reconciles.
 #[derive(Clone, Debug)]
@@ -63,6 +65,14 @@ pub enum ControllerError {
          `kubectl apply -f crds/kubeflow.org_tfjobs.yaml` (or `tfjob-operator crd | kubectl apply -f -`)"
     )]
     CrdMissing,
+    #[error(
+        "gang scheduling with {scheduler:?} needs the PodGroup CRD ({api_version}), which is not \
+         installed; install the scheduler's CRDs or unset --gang-scheduler-name"
+    )]
+    PodGroupCrdMissing {
+        api_version: String,
+        scheduler: String,
+    },
     #[error("cannot list TFJobs{scope}: {source}; check the operator's RBAC and kubeconfig")]
     Probe {
         scope: String,
@@ -88,6 +98,9 @@ pub async fn run(
     };
     for scope in &scopes {
         check_crd(&client, scope.as_deref()).await?;
+        if let Some(gang) = &settings.plan.gang {
+            check_pod_group_crd(&client, gang, scope.as_deref()).await?;
+        }
     }
     let shutdown: Shutdown = shutdown.boxed().shared();
     let mut stores = Vec::new();
@@ -143,6 +156,69 @@ async fn check_crd(client: &Client, namespace: Option<&str>) -> Result<(), Contr
     }
 }
 
+/// With gang scheduling, the scheduler's PodGroup CRD must be installed (upstream exits too).
+async fn check_pod_group_crd(
+    client: &Client,
+    gang: &GangScheduler,
+    namespace: Option<&str>,
+) -> Result<(), ControllerError> {
+    let resource = pod_group_resource(gang);
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    match api.list_metadata(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.is_not_found() => {
+            Err(ControllerError::PodGroupCrdMissing {
+                api_version: resource.api_version.clone(),
+                scheduler: gang.scheduler_name().to_string(),
+            })
+        }
+        Err(source) => Err(ControllerError::Probe {
+            scope: format!(
+                " (PodGroups{})",
+                namespace
+                    .map(|ns| format!(" in namespace {ns}"))
+                    .unwrap_or_default()
+            ),
+            source,
+        }),
+    }
+}
+
+/// The API resource of the gang scheduler's PodGroup.
+fn pod_group_resource(gang: &GangScheduler) -> ApiResource {
+    let (group, version, kind) = gang.pod_group_gvk();
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), "podgroups")
+}
+
+/// Keeps the PriorityClass values for PodGroups' default `minResources`.
+async fn watch_priority_classes(client: Client, classes: Arc<PriorityClasses>, metrics: Metrics) {
+    let api: Api<PriorityClass> = Api::all(client);
+    let mut listing: Option<std::collections::BTreeMap<String, i32>> = None;
+    let mut events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::Init) => listing = Some(Default::default()),
+            Ok(watcher::Event::InitApply(pc)) => {
+                listing
+                    .get_or_insert_with(Default::default)
+                    .insert(pc.name_any(), pc.value);
+            }
+            Ok(watcher::Event::InitDone) => classes.replace(listing.take().unwrap_or_default()),
+            Ok(watcher::Event::Apply(pc)) => classes.set(pc.name_any(), Some(pc.value)),
+            Ok(watcher::Event::Delete(pc)) => classes.set(pc.name_any(), None),
+            Err(error) => {
+                metrics.watch_restarted("priorityclasses");
+                warn!(%error, "PriorityClass watch failed; retrying");
+            }
+        }
+    }
+}
+
 /// The TFJob store and the controller future of one scope.
 fn scope_controller(
     client: &Client,
@@ -190,13 +266,51 @@ fn scope_controller(
         services,
         child_config,
         service_index.clone(),
-        trigger_tx,
+        trigger_tx.clone(),
         metrics.clone(),
         "services",
     );
 
+    // Gang scheduling: the jobs' PodGroups (unlabelled, so every PodGroup in scope; they are
+    // few) and the PriorityClasses.
+    let gang = settings.plan.gang.as_ref().map(|gang| {
+        let resource = pod_group_resource(gang);
+        let api: Api<DynamicObject> = match &namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        let index = Arc::new(ChildIndex::<PodGroupFacts>::default());
+        let config = watcher::Config::default()
+            .timeout(settings.watch_timeout_seconds)
+            .page_size(settings.list_page_size);
+        let watch = watch_children(
+            api,
+            config,
+            index.clone(),
+            trigger_tx.clone(),
+            metrics.clone(),
+            "podgroups",
+        );
+        (index, resource, watch)
+    });
+    let priority_classes = Arc::new(PriorityClasses::default());
+    let priority_watch = gang
+        .as_ref()
+        .map(|_| watch_priority_classes(client.clone(), priority_classes.clone(), metrics.clone()));
+    let (pod_groups, pod_group_watch) = match gang {
+        Some((index, resource, watch)) => (Some((index, resource)), Some(watch)),
+        None => (None, None),
+    };
+    let pod_group_index = pod_groups.as_ref().map(|(index, _)| index.clone());
+
     let (store, writer) = reflector::store::<Object>();
     let job_metrics = metrics.clone();
+    let listed = store.clone();
+    // Reconcile on watch events, and on every job once a list (initial or re-list) is complete.
+    // Not on the list's own objects: during a re-list they sit in the reflector's buffer, not yet
+    // in the store, so a reconcile started for one finds a job created while the watch was down
+    // missing (kube-runtime drops it as ObjectNotFound) or an edited one at its old version,
+    // and nothing would trigger it again after the store swaps at InitDone.
     let job_stream = reflector::reflector(
         writer,
         watcher(jobs, job_config)
@@ -207,7 +321,22 @@ fn scope_controller(
                 warn!(%error, "TFJob watch failed; retrying");
             }),
     )
-    .applied_objects()
+    .filter_map(move |event| {
+        futures::future::ready(match event {
+            Ok(watcher::Event::Apply(job)) => Some(Ok(job)),
+            Ok(watcher::Event::InitDone) => {
+                // The reflector has swapped the listed jobs into the store by now.
+                for job in listed.state() {
+                    let _ = trigger_tx.send(ObjectRef::from_obj(job.as_ref()));
+                }
+                None
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::Delete(_)) => {
+                None
+            }
+            Err(error) => Some(Err(error)),
+        })
+    })
     .boxed();
 
     let reporter = Reporter {
@@ -220,6 +349,8 @@ fn scope_controller(
         metrics: metrics.clone(),
         pods: pod_index.clone(),
         services: service_index.clone(),
+        pod_groups,
+        priority_classes,
         plan_config: settings.plan.clone(),
         statuses: Default::default(),
         backoff: Default::default(),
@@ -228,13 +359,21 @@ fn scope_controller(
     let concurrency = settings.concurrency;
     let reader = store.clone();
     let run = async move {
-        let pod_task = tokio::spawn(pod_watch);
-        let service_task = tokio::spawn(service_watch);
+        let mut tasks = vec![tokio::spawn(pod_watch), tokio::spawn(service_watch)];
+        tasks.extend(pod_group_watch.map(tokio::spawn));
+        tasks.extend(priority_watch.map(tokio::spawn));
+        let abort_all =
+            |tasks: &[tokio::task::JoinHandle<()>]| tasks.iter().for_each(|t| t.abort());
         // Reconciling before the child caches are complete would re-create existing pods.
-        while !(pod_index.is_ready() && service_index.is_ready()) {
+        while !(pod_index.is_ready()
+            && service_index.is_ready()
+            && pod_group_index
+                .as_ref()
+                .is_none_or(|index| index.is_ready()))
+        {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                _ = shutdown.clone() => { pod_task.abort(); service_task.abort(); return; }
+                _ = shutdown.clone() => { abort_all(&tasks); return; }
             }
         }
         debug!(
@@ -254,8 +393,7 @@ fn scope_controller(
                 }
             })
             .await;
-        pod_task.abort();
-        service_task.abort();
+        abort_all(&tasks);
     }
     .boxed();
     (store, run)
@@ -270,7 +408,7 @@ async fn watch_children<F: ChildFacts>(
     metrics: Metrics,
     resource: &'static str,
 ) where
-    F::Object: Resource<DynamicType = ()> + serde::de::DeserializeOwned + std::fmt::Debug,
+    F::Object: serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let mut events = watcher(api, config).default_backoff().boxed();
     while let Some(event) = events.next().await {

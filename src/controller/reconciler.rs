@@ -21,7 +21,7 @@ use super::apply::{ApplyError, apply};
 use super::context::Context;
 use crate::api::TFJob;
 use crate::reconcile::conditions::reason;
-use crate::reconcile::{messages, plan};
+use crate::reconcile::{Observed, messages, plan};
 
 /// Why a reconcile failed; it is retried with per-job exponential back-off.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +73,23 @@ pub async fn reconcile(object: Arc<Object>, ctx: Arc<Context>) -> Result<Action,
 
     let pods = ctx.pods.children(&key, uid.as_deref());
     let services = ctx.services.children(&key, uid.as_deref());
-    let plan = plan(&job, &pods, &services, Timestamp::now(), &ctx.plan_config);
+    let pod_group = ctx.pod_groups.as_ref().and_then(|(index, _)| {
+        index
+            .children(&key, uid.as_deref())
+            .into_iter()
+            .find(|pg| pg.name == key.1)
+    });
+    let priority_classes = ctx
+        .pod_groups
+        .as_ref()
+        .map(|_| ctx.priority_classes.snapshot());
+    let observed = Observed {
+        pods: &pods,
+        services: &services,
+        pod_group: pod_group.as_ref(),
+        priority_classes: priority_classes.as_ref(),
+    };
+    let plan = plan(&job, &observed, Timestamp::now(), &ctx.plan_config);
     let action = match plan.requeue_after {
         Some(after) => Action::requeue(after),
         None => Action::await_change(),

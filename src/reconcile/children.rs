@@ -14,7 +14,14 @@ use crate::api::constants::{
     CONTROLLER_NAME, DEFAULT_CONTAINER_NAME, JOB_ROLE_MASTER, LABEL_JOB_NAME, LABEL_JOB_ROLE,
     LABEL_OPERATOR_NAME, LABEL_REPLICA_INDEX, LABEL_REPLICA_TYPE, TF_CONFIG_ENV,
 };
+use crate::api::podgroup::GangScheduler;
 use crate::api::{EffectiveSpec, ReplicaType, TFJob};
+
+/// Volcano's pod annotations naming the PodGroup and the task.
+pub const VOLCANO_GROUP_NAME: &str = "scheduling.k8s.io/group-name";
+pub const VOLCANO_TASK_SPEC: &str = "volcano.sh/task-spec";
+/// scheduler-plugins' pod label naming the PodGroup.
+pub const SCHEDULER_PLUGINS_POD_GROUP: &str = "scheduling.x-k8s.io/pod-group";
 
 /// How replicas find each other.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,11 +43,13 @@ pub fn child_name(job_name: &str, replica_type: ReplicaType, index: i32) -> Stri
 pub struct Builder<'a> {
     pub job: &'a TFJob,
     pub spec: &'a EffectiveSpec,
+    pub gang: Option<&'a GangScheduler>,
     pub addressing: Addressing<'a>,
 }
 
 impl Builder<'_> {
-    fn owner_reference(&self) -> OwnerReference {
+    /// The controller reference every child carries.
+    pub fn owner_reference(&self) -> OwnerReference {
         OwnerReference {
             api_version: "kubeflow.org/v1".into(),
             kind: "TFJob".into(),
@@ -86,6 +95,23 @@ impl Builder<'_> {
 
         let mut spec: PodSpec = template.spec.clone().unwrap_or_default();
         spec.restart_policy = Some(replica.restart_policy.pod_restart_policy().into());
+        let mut annotations = template_meta.annotations;
+        if let Some(gang) = self.gang {
+            // A scheduler the user chose is kept (with a warning event from the planner).
+            if spec.scheduler_name.as_deref().is_none_or(str::is_empty) {
+                spec.scheduler_name = Some(gang.scheduler_name().into());
+            }
+            match gang {
+                GangScheduler::Volcano => {
+                    let annotations = annotations.get_or_insert_with(BTreeMap::new);
+                    annotations.insert(VOLCANO_GROUP_NAME.into(), self.job.name_any());
+                    annotations.insert(VOLCANO_TASK_SPEC.into(), replica_type.lower().into());
+                }
+                GangScheduler::SchedulerPlugins(_) => {
+                    labels.insert(SCHEDULER_PLUGINS_POD_GROUP.into(), self.job.name_any());
+                }
+            }
+        }
         if self.addressing.service_mode == ServiceMode::PerJob {
             spec.hostname = Some(name.clone());
             spec.subdomain = Some(self.job.name_any());
@@ -117,7 +143,7 @@ impl Builder<'_> {
                 name: Some(name),
                 namespace: self.job.namespace(),
                 labels: Some(labels),
-                annotations: template_meta.annotations,
+                annotations,
                 finalizers: template_meta.finalizers,
                 owner_references: Some(vec![self.owner_reference()]),
                 ..Default::default()
@@ -239,6 +265,7 @@ spec:
         let builder = Builder {
             job: &job,
             spec: &spec,
+            gang: None,
             addressing: Addressing {
                 job_name: "mnist",
                 namespace: "kubeflow",
@@ -366,6 +393,7 @@ spec:
         let builder = Builder {
             job: &job,
             spec: &spec,
+            gang: None,
             addressing: Addressing {
                 job_name: "mnist",
                 namespace: "kubeflow",

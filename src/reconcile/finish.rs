@@ -31,12 +31,14 @@ impl Planner<'_> {
             // Every Service of the job goes too, not only those with a pod (upstream #1191).
             CleanPodPolicy::All => self.delete_pods_and_their_services(|_| true, true),
         }
+        self.delete_pod_group();
         self.expire_after_ttl(spec);
     }
 
     /// Suspended: no pods, no Services, no timers; `Running` turns False once.
     pub(super) fn suspend(&mut self) {
         self.delete_pods_and_their_services(|_| true, true);
+        self.delete_pod_group();
         for status in self.status.replica_statuses.values_mut() {
             status.active = 0;
         }

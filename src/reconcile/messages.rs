@@ -75,6 +75,8 @@ pub mod event_reason {
     pub const FAILED_DELETE_SERVICE: &str = "FailedDeleteService";
     pub const SUCCESSFUL_DELETE_JOB: &str = "SuccessfulDeleteJob";
     pub const FAILED_DELETE_JOB: &str = "FailedDeleteJob";
+    pub const SUCCESSFUL_DELETE_POD_GROUP: &str = "SuccessfulDeletePodGroup";
+    pub const FAILED_DELETE_POD_GROUP: &str = "FailedDeletePodGroup";
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 pub mod children;
 pub mod conditions;
 mod finish;
+pub mod gang;
 pub mod indexes;
 pub mod messages;
 pub mod observe;
@@ -12,7 +13,8 @@ mod status;
 pub mod tf_config;
 
 pub use children::ServiceMode;
-pub use plan::{ChildRef, JobCounter, JobEvent, Plan, PlanConfig, plan};
+pub use gang::PodGroupAction;
+pub use plan::{ChildRef, JobCounter, JobEvent, Observed, Plan, PlanConfig, plan};
 
 #[cfg(test)]
 mod plan_tests;

@@ -100,6 +100,38 @@ impl ServiceFacts {
     }
 }
 
+/// The facts about the job's PodGroup (gang scheduling).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodGroupFacts {
+    pub name: String,
+    pub uid: Option<String>,
+    /// `status.phase` (Volcano: `Pending` until admitted, then `Inqueue`, `Running`, …).
+    pub phase: Option<String>,
+    /// The PodGroup's `spec` as stored.
+    pub spec: serde_json::Value,
+    pub terminating: bool,
+}
+
+impl PodGroupFacts {
+    pub fn of(object: &kube::api::DynamicObject) -> PodGroupFacts {
+        PodGroupFacts {
+            name: object.name_any(),
+            uid: object.metadata.uid.clone(),
+            phase: object
+                .data
+                .pointer("/status/phase")
+                .and_then(|p| p.as_str())
+                .map(String::from),
+            spec: object
+                .data
+                .get("spec")
+                .cloned()
+                .unwrap_or(serde_json::Value::Null),
+            terminating: object.metadata.deletion_timestamp.is_some(),
+        }
+    }
+}
+
 /// The replica type and index labels of a child; a missing or malformed label yields `None`
 /// (such objects are left alone, like upstream does).
 fn replica_of(

@@ -18,9 +18,11 @@ use kube::ResourceExt;
 
 use super::children::{Builder, ServiceMode};
 use super::conditions::{self, FALSE, TRUE, reason};
+use super::gang::PodGroupAction;
 use super::messages;
-use super::observe::{PodFacts, ServiceFacts};
+use super::observe::{PodFacts, PodGroupFacts, ServiceFacts};
 use super::tf_config::Addressing;
+use crate::api::podgroup::GangScheduler;
 use crate::api::{EffectiveSpec, JobStatus, TFJob, ValidationError, is_managed_by_this_operator};
 
 /// Operator-wide settings that shape the children.
@@ -29,6 +31,19 @@ pub struct PlanConfig {
     /// `CUSTOM_CLUSTER_DOMAIN`, appended to TF_CONFIG hosts.
     pub cluster_domain: Option<String>,
     pub service_mode: ServiceMode,
+    /// `--gang-scheduler-name`: PodGroups and pod decoration.
+    pub gang: Option<GangScheduler>,
+}
+
+/// What the operator observed about a job's children, from its caches.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Observed<'a> {
+    pub pods: &'a [PodFacts],
+    pub services: &'a [ServiceFacts],
+    /// The job's PodGroup, when gang scheduling is on and it exists.
+    pub pod_group: Option<&'a PodGroupFacts>,
+    /// PriorityClass name → value, for the PodGroup's default `minResources`.
+    pub priority_classes: Option<&'a BTreeMap<String, i32>>,
 }
 
 /// A child to delete; the UID makes the delete conditional on it still being that object.
@@ -71,6 +86,8 @@ pub struct Plan {
     pub delete_job: bool,
     /// Look again after this long (deadline or TTL), even if nothing changes.
     pub requeue_after: Option<Duration>,
+    /// Create, update or delete the job's PodGroup.
+    pub pod_group: Option<PodGroupAction>,
 }
 
 impl Plan {
@@ -84,26 +101,22 @@ impl Plan {
             && self.events.is_empty()
             && self.counters.is_empty()
             && !self.delete_job
+            && self.pod_group.is_none()
     }
 }
 
-/// Plans one reconcile of `job` given the facts about the pods and Services it controls, at
-/// time `now`.
-pub fn plan(
-    job: &TFJob,
-    pods: &[PodFacts],
-    services: &[ServiceFacts],
-    now: Timestamp,
-    config: &PlanConfig,
-) -> Plan {
+/// Plans one reconcile of `job` given what was observed of its children, at time `now`.
+pub fn plan(job: &TFJob, observed: &Observed<'_>, now: Timestamp, config: &PlanConfig) -> Plan {
     let mut planner = Planner {
         job,
         name: job.name_any(),
         namespace: job.namespace().unwrap_or_default(),
         now,
         config,
-        pods: pods.to_vec(),
-        services: services.to_vec(),
+        pods: observed.pods.to_vec(),
+        services: observed.services.to_vec(),
+        pod_group: observed.pod_group.cloned(),
+        priority_classes: observed.priority_classes.cloned().unwrap_or_default(),
         status: job.status.clone().unwrap_or_default(),
         plan: Plan::default(),
     };
@@ -124,6 +137,8 @@ pub(super) struct Planner<'a> {
     pub config: &'a PlanConfig,
     pub pods: Vec<PodFacts>,
     pub services: Vec<ServiceFacts>,
+    pub pod_group: Option<PodGroupFacts>,
+    pub priority_classes: BTreeMap<String, i32>,
     /// The status being built; starts as the observed one.
     pub status: JobStatus,
     pub plan: Plan,
@@ -158,6 +173,9 @@ impl<'a> Planner<'a> {
         if let Some(limit) = self.limit_reached(&spec) {
             return self.fail_for_limit(&spec, limit);
         }
+        if self.sync_pod_group(&spec) {
+            return; // Volcano has not admitted the PodGroup yet: no pods.
+        }
         let outcome = self.reconcile_replicas(&spec);
         if let Some(limit) = outcome.limit {
             return self.fail_for_limit(&spec, limit);
@@ -179,6 +197,7 @@ impl<'a> Planner<'a> {
         Builder {
             job: self.job,
             spec,
+            gang: self.config.gang.as_ref(),
             addressing: Addressing {
                 job_name: &self.name,
                 namespace: &self.namespace,

@@ -144,8 +144,10 @@ proptest! {
         let config = PlanConfig {
             cluster_domain: None,
             service_mode: if per_job { ServiceMode::PerJob } else { ServiceMode::PerReplica },
+            gang: None,
         };
-        let result = plan(&job, &facts, &services, t(now), &config);
+        let observed = super::Observed { pods: &facts, services: &services, pod_group: None, priority_classes: None };
+        let result = plan(&job, &observed, t(now), &config);
 
         for child in result.create_pods.iter().map(|p| &p.metadata).chain(result.create_services.iter().map(|s| &s.metadata)) {
             let child_name = child.name.clone().unwrap();

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::children::ServiceMode;
 use super::conditions::{self, TRUE, reason};
+use super::gang;
 use super::messages::{self, event_reason};
 use super::observe::{NO_EXIT_CODE, Phase, PodFacts};
 use super::plan::{ChildRef, JobCounter, Limit, Planner};
@@ -152,6 +153,22 @@ impl Planner<'_> {
                 event_reason::SET_POD_TEMPLATE_RESTART_POLICY,
                 messages::POD_TEMPLATE_RESTART_POLICY.into(),
             );
+        }
+        if let Some(gang) = &self.config.gang {
+            let foreign_scheduler = spec.replicas.values().any(|r| {
+                r.template
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.scheduler_name.as_deref())
+                    .is_some_and(|name| !name.is_empty() && name != gang.scheduler_name())
+            });
+            if foreign_scheduler {
+                self.event(
+                    true,
+                    gang::SET_POD_TEMPLATE_SCHEDULER_NAME,
+                    gang::POD_TEMPLATE_SCHEDULER_NAME_MESSAGE.into(),
+                );
+            }
         }
     }
 
