@@ -798,3 +798,48 @@ async fn an_operator_killed_mid_creation_creates_no_duplicates() {
     assert!(duplicated.is_empty(), "pods created twice: {duplicated:?}");
     ctx.teardown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gang_scheduling_without_the_pod_group_crd_fails_at_start_with_the_fix() {
+    use tfjob_operator::api::podgroup::GangScheduler;
+    use tfjob_operator::controller::{self, Settings};
+    let ctx = TestContext::new("nopodgroupcrd").await;
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(ctx.client.clone());
+    assert!(
+        crds.get_opt("podgroups.scheduling.volcano.sh")
+            .await
+            .unwrap()
+            .is_none(),
+        "this test needs a control plane without the Volcano PodGroup CRD (tests/gang.rs installs it); \
+         run it against its own control plane (unset TFJOB_TEST_CONTROL_PLANE)"
+    );
+    let settings = Settings {
+        namespaces: vec![ctx.namespace.clone()],
+        job_selector: None,
+        concurrency: 1,
+        watch_timeout_seconds: 60,
+        list_page_size: 100,
+        plan: tfjob_operator::reconcile::PlanConfig {
+            gang: Some(GangScheduler::Volcano),
+            ..Default::default()
+        },
+        instance: "test".into(),
+    };
+    let metrics = tfjob_operator::ops::Metrics::new().unwrap();
+    let error = controller::run(
+        ctx.client.clone(),
+        settings,
+        metrics,
+        tfjob_operator::ops::Readiness::new(),
+        futures::future::pending(),
+    )
+    .await
+    .expect_err("start-up must fail");
+    assert_eq!(
+        error.to_string(),
+        "gang scheduling with \"volcano\" needs the PodGroup CRD (scheduling.volcano.sh/v1beta1), which is not installed; \
+         install the scheduler's CRDs or unset --gang-scheduler-name"
+    );
+    ctx.teardown().await;
+}

@@ -146,7 +146,8 @@ async fn check_crd(client: &Client, namespace: Option<&str>) -> Result<(), Contr
     };
     match api.list_metadata(&ListParams::default().limit(1)).await {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.is_not_found() => Err(ControllerError::CrdMissing),
+        // An unknown API group answers a bare 404 page, not a NotFound Status.
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(ControllerError::CrdMissing),
         Err(source) => Err(ControllerError::Probe {
             scope: namespace
                 .map(|ns| format!(" in namespace {ns}"))
@@ -169,7 +170,7 @@ async fn check_pod_group_crd(
     };
     match api.list_metadata(&ListParams::default().limit(1)).await {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.is_not_found() => {
+        Err(kube::Error::Api(status)) if status.code == 404 => {
             Err(ControllerError::PodGroupCrdMissing {
                 api_version: resource.api_version.clone(),
                 scheduler: gang.scheduler_name().to_string(),
