@@ -344,6 +344,24 @@ fn every_flag_value_reaches_the_operator() {
 }
 
 #[test]
+fn rbac_and_service_account_can_be_brought_along() {
+    let objs = helm::render(&json!({
+        "rbac": { "create": false },
+        "serviceAccount": { "create": false, "name": "platform-operator" },
+        "leaderElection": { "enabled": true },
+    }));
+    assert_eq!(
+        ids(&objs),
+        [
+            "Deployment tfjob-system/tfjob-operator",
+            "Service tfjob-system/tfjob-operator-metrics",
+        ]
+    );
+    let pod = &one(&objs, "Deployment")["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "platform-operator");
+}
+
+#[test]
 fn namespaced_mode_grants_roles_only_in_the_listed_namespaces() {
     let objs = helm::render(&json!({ "namespaces": ["team-a", "team-b"] }));
     assert_least_privilege(&objs);
@@ -409,16 +427,19 @@ fn leader_election_adds_a_role_for_one_lease_and_rolls_pods_one_by_one() {
 }
 
 #[test]
-fn gang_scheduler_adds_podgroup_rules_for_its_api_group() {
+fn gang_scheduler_adds_podgroup_and_priority_class_rules() {
     let podgroups = |group: &str| format!("{group}/podgroups: create,delete,get,list,patch,watch");
+    let priority_classes = "scheduling.k8s.io/priorityclasses: list,watch";
     for (name, group) in [
         ("volcano", "scheduling.volcano.sh"),
         ("scheduler-plugins-scheduler", "scheduling.x-k8s.io"),
     ] {
+        // All namespaces: one ClusterRole with PodGroups of that group and PriorityClasses.
         let objs = helm::render(&json!({ "gangScheduler": { "name": name } }));
         assert_least_privilege(&objs);
         let mut expected = sorted(OPERATOR_RULES);
         expected.push(podgroups(group));
+        expected.push(priority_classes.to_string());
         expected.sort();
         assert_eq!(
             rules(one(&objs, "ClusterRole")),
@@ -430,14 +451,27 @@ fn gang_scheduler_adds_podgroup_rules_for_its_api_group() {
             name
         );
 
+        // Listed namespaces: PodGroups in each Role; PriorityClasses (cluster-scoped) alone in
+        // a ClusterRole.
         let objs =
             helm::render(&json!({ "gangScheduler": { "name": name }, "namespaces": ["team-a"] }));
+        assert_least_privilege(&objs);
+        let mut expected = sorted(OPERATOR_RULES);
+        expected.push(podgroups(group));
+        expected.sort();
         assert_eq!(
             rules(one(&objs, "Role")),
             expected,
             "namespaced, gang scheduler {name}"
         );
+        let cluster_role = get(&objs, "ClusterRole", "tfjob-operator-cluster-scoped");
+        assert_eq!(rules(cluster_role), [priority_classes]);
+        let binding = get(&objs, "ClusterRoleBinding", "tfjob-operator-cluster-scoped");
+        assert_eq!(binding["subjects"][0]["name"], "tfjob-operator");
     }
+    // Without gang scheduling, neither.
+    let objs = helm::render(&json!({ "namespaces": ["team-a"] }));
+    assert!(all(&objs, "ClusterRole").is_empty(), "{:?}", ids(&objs));
 }
 
 /// Every metric name the operator exports (each metric touched once so that labelled ones

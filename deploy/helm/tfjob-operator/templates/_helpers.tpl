@@ -71,7 +71,8 @@ Role per namespace. Exactly what the operator calls; no secrets, no wildcards:
   watched by label. get and patch are part of the install contract (issue 6), for adopting
   orphaned children as upstream does; today's reconciler uses neither.
 - events.k8s.io events: the event recorder creates an event, then patches its series count.
-- PodGroups: only with gang scheduling, in the group of the configured scheduler.
+- PodGroups: only with gang scheduling, in the group of the configured scheduler (create, patch
+  of the spec, delete with a UID precondition, list+watch as children; get as for pods).
 */}}
 {{- define "tfjob-operator.rules" -}}
 - apiGroups: [kubeflow.org]
@@ -90,5 +91,17 @@ Role per namespace. Exactly what the operator calls; no secrets, no wildcards:
 - apiGroups: [{{ . }}]
   resources: [podgroups]
   verbs: [create, delete, get, list, patch, watch]
+{{- end }}
+{{- end }}
+
+{{/*
+Cluster-scoped rules, wherever the operator watches: with gang scheduling it watches
+PriorityClasses (list, watch) to order replica types for a PodGroup's minResources.
+*/}}
+{{- define "tfjob-operator.clusterRules" -}}
+{{- if .Values.gangScheduler.name }}
+- apiGroups: [scheduling.k8s.io]
+  resources: [priorityclasses]
+  verbs: [list, watch]
 {{- end }}
 {{- end }}
