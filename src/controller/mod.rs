@@ -197,6 +197,7 @@ fn pod_group_resource(gang: &GangScheduler) -> ApiResource {
 /// Keeps the PriorityClass values for PodGroups' default `minResources`.
 async fn watch_priority_classes(client: Client, classes: Arc<PriorityClasses>, metrics: Metrics) {
     let api: Api<PriorityClass> = Api::all(client);
+    metrics.watching("priorityclasses");
     let mut listing: Option<std::collections::BTreeMap<String, i32>> = None;
     let mut events = watcher(api, watcher::Config::default())
         .default_backoff()
@@ -306,6 +307,7 @@ fn scope_controller(
 
     let (store, writer) = reflector::store::<Object>();
     let job_metrics = metrics.clone();
+    job_metrics.watching("tfjobs");
     let listed = store.clone();
     // Reconcile on watch events, and on every job once a list (initial or re-list) is complete.
     // Not on the list's own objects: during a re-list they sit in the reflector's buffer, not yet
@@ -411,6 +413,7 @@ async fn watch_children<F: ChildFacts>(
 ) where
     F::Object: serde::de::DeserializeOwned + std::fmt::Debug,
 {
+    metrics.watching(resource);
     let mut events = watcher(api, config).default_backoff().boxed();
     while let Some(event) = events.next().await {
         match event {

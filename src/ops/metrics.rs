@@ -33,6 +33,13 @@ const RECONCILE_BUCKETS: &[f64] = &[
     1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Values of `kind` on `tfjob_operator_reconcile_errors_total` (the controller's
+/// `ReconcileError::kind`). Exported at 0 from the start (as each watch's restart counter is by
+/// [`Metrics::watching`]), so the series exist before the first error: a `rate()` or an alert
+/// on a series that appears only with its first increment misses that increment.
+pub const RECONCILE_ERROR_KINDS: &[&str] =
+    &["child_write", "status_write", "job_delete", "undecodable"];
+
 /// Supplies, at scrape time, one `(namespace, state)` pair per TFJob the operator knows, where
 /// state is the type of the job's last condition, or `Pending` when it has none.
 ///
@@ -197,6 +204,9 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        for kind in RECONCILE_ERROR_KINDS {
+            inner.reconcile_errors.with_label_values(&[kind]);
+        }
 
         let job_states = JobStateCollector {
             gauge: IntGaugeVec::new(
@@ -292,6 +302,11 @@ impl Metrics {
     /// `n` services were deleted.
     pub fn services_deleted(&self, n: u64) {
         self.inner.services_deleted.inc_by(n);
+    }
+
+    /// A watch on `resource` starts: exports its restart counter at 0.
+    pub fn watching(&self, resource: &str) {
+        self.inner.watch_restarts.with_label_values(&[resource]);
     }
 
     /// A watch on `resource` (e.g. `tfjobs`, `pods`) failed and is being restarted.
@@ -462,14 +477,29 @@ mod tests {
     }
 
     #[test]
+    fn error_kinds_and_started_watches_are_exported_at_zero() {
+        let m = metrics();
+        let text = encode(&m);
+        let errors = samples(&text, "tfjob_operator_reconcile_errors_total");
+        assert_eq!(errors.len(), RECONCILE_ERROR_KINDS.len(), "{errors:?}");
+        assert!(errors.iter().all(|s| s.ends_with(" 0")), "{errors:?}");
+        assert!(samples(&text, "tfjob_operator_watch_restarts_total").is_empty());
+        m.watching("tfjobs");
+        assert_eq!(
+            samples(&encode(&m), "tfjob_operator_watch_restarts_total"),
+            ["tfjob_operator_watch_restarts_total{resource=\"tfjobs\"} 0"]
+        );
+    }
+
+    #[test]
     fn reconcile_metrics() {
         let m = metrics();
         let timer = m.reconcile_timer();
         drop(timer);
         m.reconcile_timer().discard();
-        m.reconcile_error("ApplyFailed");
-        m.reconcile_error("ApplyFailed");
-        m.reconcile_error("InvalidSpec");
+        m.reconcile_error("child_write");
+        m.reconcile_error("child_write");
+        m.reconcile_error("status_write");
         let text = encode(&m);
         assert_eq!(
             samples(&text, "tfjob_operator_reconcile_total"),
@@ -478,8 +508,10 @@ mod tests {
         assert_eq!(
             samples(&text, "tfjob_operator_reconcile_errors_total"),
             [
-                "tfjob_operator_reconcile_errors_total{kind=\"ApplyFailed\"} 2",
-                "tfjob_operator_reconcile_errors_total{kind=\"InvalidSpec\"} 1"
+                "tfjob_operator_reconcile_errors_total{kind=\"child_write\"} 2",
+                "tfjob_operator_reconcile_errors_total{kind=\"job_delete\"} 0",
+                "tfjob_operator_reconcile_errors_total{kind=\"status_write\"} 1",
+                "tfjob_operator_reconcile_errors_total{kind=\"undecodable\"} 0",
             ]
         );
         // Only the first timer was recorded; the discarded one was not.
