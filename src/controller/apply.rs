@@ -86,6 +86,16 @@ pub async fn apply(
     ctx.metrics
         .services_deleted(deleted_services.done.len() as u64);
 
+    events.extend(
+        plan.pod_warnings
+            .iter()
+            .filter(|w| ctx.announced.first_time(&w.pod_uid, &w.message))
+            .map(|w| JobEvent {
+                warning: true,
+                reason: w.reason.clone(),
+                message: w.message.clone(),
+            }),
+    );
     events.extend(created_pods.events(
         "pod",
         event_reason::SUCCESSFUL_CREATE_POD,

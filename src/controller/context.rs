@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use kube::Client;
 use kube::api::ApiResource;
-use kube_runtime::events::Recorder;
+use kube_runtime::events::{Recorder, Reporter};
 
 use super::index::ChildIndex;
 use crate::api::JobStatus;
+use crate::api::constants::CONTROLLER_NAME;
 use crate::ops::Metrics;
 use crate::reconcile::PlanConfig;
 use crate::reconcile::observe::{PodFacts, PodGroupFacts, ServiceFacts};
@@ -29,7 +30,38 @@ pub struct Context {
     pub plan_config: PlanConfig,
     pub statuses: StatusMemo,
     pub backoff: ErrorBackoff,
+    pub announced: Announced,
     pub undecodable: super::reconciler::UndecodableMemo,
+}
+
+impl Context {
+    /// A context with empty caches and memories; the wiring replaces the caches with the ones
+    /// its watches feed (struct update syntax), benchmarks use it as it is.
+    pub fn new(
+        client: Client,
+        metrics: Metrics,
+        plan_config: PlanConfig,
+        instance: String,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: CONTROLLER_NAME.into(),
+            instance: Some(instance),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            pods: Default::default(),
+            services: Default::default(),
+            pod_groups: None,
+            priority_classes: Default::default(),
+            plan_config,
+            statuses: Default::default(),
+            backoff: Default::default(),
+            announced: Default::default(),
+            undecodable: Default::default(),
+        }
+    }
 }
 
 /// The statuses this operator wrote recently, by job UID, with the resourceVersion each write
@@ -71,6 +103,29 @@ impl StatusMemo {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, JobStatus, Instant)>> {
         self.written.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The pod warnings already announced, by pod UID: an unhealthy pod gets one event per distinct
+/// message, not one per reconcile (upstream's event spam).
+#[derive(Default)]
+pub struct Announced(Mutex<HashMap<String, String>>);
+
+impl Announced {
+    /// Bounds the memory of pods that are long gone.
+    const MAX: usize = 50_000;
+
+    /// Whether `message` is new for `pod_uid` (and remembers it).
+    pub fn first_time(&self, pod_uid: &str, message: &str) -> bool {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.get(pod_uid).is_some_and(|m| m == message) {
+            return false;
+        }
+        if seen.len() >= Self::MAX {
+            seen.clear();
+        }
+        seen.insert(pod_uid.to_string(), message.to_string());
+        true
     }
 }
 
@@ -140,6 +195,15 @@ mod tests {
         assert_eq!(memo.newer_than("uid", 9), Some(status));
         assert_eq!(memo.newer_than("uid", 10), None);
         assert_eq!(memo.newer_than("uid", 9), None, "forgotten once caught up");
+    }
+
+    #[test]
+    fn pod_warnings_are_announced_once_per_message() {
+        let announced = Announced::default();
+        assert!(announced.first_time("pod-a", "waiting: back-off 10s"));
+        assert!(!announced.first_time("pod-a", "waiting: back-off 10s"));
+        assert!(announced.first_time("pod-a", "waiting: back-off 20s"));
+        assert!(announced.first_time("pod-b", "waiting: back-off 10s"));
     }
 
     #[test]

@@ -357,6 +357,7 @@ fn scope_controller(
         plan_config: settings.plan.clone(),
         statuses: Default::default(),
         backoff: Default::default(),
+        announced: Default::default(),
         undecodable: Default::default(),
     });
     let concurrency = settings.concurrency;

@@ -14,7 +14,7 @@ pub mod tf_config;
 
 pub use children::ServiceMode;
 pub use gang::PodGroupAction;
-pub use plan::{ChildRef, JobCounter, JobEvent, Observed, Plan, PlanConfig, plan};
+pub use plan::{ChildRef, JobCounter, JobEvent, Observed, Plan, PlanConfig, PodWarning, plan};
 
 #[cfg(test)]
 mod plan_tests;

@@ -33,6 +33,11 @@ pub struct PodFacts {
     pub exit_code: i32,
     /// In-place restarts of all containers and init containers.
     pub restarts: i32,
+    /// Why a pod that should be running is not healthy (reason, message), as upstream's
+    /// "abnormal pod" scan reports it: a container restarting after a non-zero exit, a
+    /// container waiting with a message (ImagePullBackOff, CrashLoopBackOff), or a pod without
+    /// container statuses whose latest condition is not True (Unschedulable).
+    pub abnormal: Option<(String, String)>,
 }
 
 impl PodFacts {
@@ -68,6 +73,7 @@ impl PodFacts {
             terminating: pod.metadata.deletion_timestamp.is_some(),
             exit_code,
             restarts,
+            abnormal: abnormal(pod),
         }
     }
 
@@ -75,6 +81,66 @@ impl PodFacts {
     pub fn is_active(&self) -> bool {
         self.phase == Phase::Running && !self.terminating
     }
+}
+
+/// Upstream's abnormal-pod scan, for pods that are neither finished nor being deleted.
+fn abnormal(pod: &Pod) -> Option<(String, String)> {
+    let status = pod.status.as_ref()?;
+    let finished = matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"));
+    if finished || pod.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let name = pod.name_any();
+    let containers = status
+        .container_statuses
+        .as_deref()
+        .filter(|c| !c.is_empty());
+    let statuses = containers.or(status
+        .init_container_statuses
+        .as_deref()
+        .filter(|c| !c.is_empty()));
+    let Some(statuses) = statuses else {
+        // No container has started: the most recent condition that is not True says why.
+        let condition = status
+            .conditions
+            .iter()
+            .flatten()
+            .max_by_key(|c| c.last_transition_time.as_ref().map(|t| t.0))
+            .filter(|c| c.status != "True")?;
+        return Some((
+            condition.reason.clone().unwrap_or_default(),
+            format!(
+                "Error pod {name} condition message: {}",
+                condition.message.clone().unwrap_or_default()
+            ),
+        ));
+    };
+    statuses.iter().find_map(|c| {
+        let state = c.state.as_ref()?;
+        if let Some(t) = state.terminated.as_ref().filter(|t| t.exit_code != 0) {
+            return Some((
+                t.reason.clone().unwrap_or_default(),
+                format!(
+                    "Error pod {name} container {} exitCode: {} terminated message: {}",
+                    c.name,
+                    t.exit_code,
+                    t.message.clone().unwrap_or_default()
+                ),
+            ));
+        }
+        let waiting = state
+            .waiting
+            .as_ref()
+            .filter(|w| w.message.as_deref().is_some_and(|m| !m.is_empty()))?;
+        Some((
+            waiting.reason.clone().unwrap_or_default(),
+            format!(
+                "Error pod {name} container {} waiting message: {}",
+                c.name,
+                waiting.message.clone().unwrap_or_default()
+            ),
+        ))
+    })
 }
 
 /// The facts about one Service.
@@ -194,6 +260,53 @@ status:
         assert_eq!(f.phase, Phase::Pending);
         assert_eq!(f.exit_code, NO_EXIT_CODE);
         assert_eq!((f.replica_type, f.index), (None, None));
+    }
+
+    #[test]
+    fn abnormal_pods_are_described_like_upstream() {
+        let crash = PodFacts::of(&pod(r#"
+metadata: {name: j-worker-0}
+status:
+  phase: Running
+  containerStatuses:
+  - {name: tensorflow, image: t, imageID: "", ready: false, restartCount: 3,
+     state: {waiting: {reason: CrashLoopBackOff, message: "back-off 40s restarting failed container"}}}
+"#));
+        assert_eq!(
+            crash.abnormal,
+            Some(("CrashLoopBackOff".into(), "Error pod j-worker-0 container tensorflow waiting message: back-off 40s restarting failed container".into()))
+        );
+        let unschedulable = PodFacts::of(&pod(r#"
+metadata: {name: j-ps-0}
+status:
+  phase: Pending
+  conditions:
+  - {type: PodScheduled, status: "False", reason: Unschedulable, message: "0/3 nodes are available", lastTransitionTime: "2026-01-01T00:00:00Z"}
+"#));
+        assert_eq!(
+            unschedulable.abnormal,
+            Some((
+                "Unschedulable".into(),
+                "Error pod j-ps-0 condition message: 0/3 nodes are available".into()
+            ))
+        );
+        let oom = PodFacts::of(&pod(r#"
+metadata: {name: j-worker-1}
+status:
+  phase: Running
+  containerStatuses:
+  - {name: tensorflow, image: t, imageID: "", ready: true, restartCount: 1, state: {terminated: {exitCode: 137, reason: OOMKilled}}}
+"#));
+        assert_eq!(
+            oom.abnormal,
+            Some((
+                "OOMKilled".into(),
+                "Error pod j-worker-1 container tensorflow exitCode: 137 terminated message: "
+                    .into()
+            ))
+        );
+        let fine = PodFacts::of(&pod("metadata: {name: p}\nstatus: {phase: Failed}"));
+        assert_eq!(fine.abnormal, None, "finished pods are not scanned");
     }
 
     #[test]

@@ -61,6 +61,15 @@ pub struct JobEvent {
     pub message: String,
 }
 
+/// A Warning about one unhealthy pod (upstream's "abnormal pod" events). The shell announces
+/// each once per pod and message: the planner is stateless and sees it on every pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodWarning {
+    pub pod_uid: String,
+    pub reason: String,
+    pub message: String,
+}
+
 /// Upstream's `training_operator_jobs_*_total` counters, incremented once per real transition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobCounter {
@@ -81,6 +90,8 @@ pub struct Plan {
     /// The new status, only when it differs from the observed one.
     pub status: Option<JobStatus>,
     pub events: Vec<JobEvent>,
+    /// Unhealthy pods, to announce once each.
+    pub pod_warnings: Vec<PodWarning>,
     pub counters: Vec<JobCounter>,
     /// TTL expired: delete the TFJob itself.
     pub delete_job: bool,
@@ -99,6 +110,7 @@ impl Plan {
             && self.delete_services.is_empty()
             && self.status.is_none()
             && self.events.is_empty()
+            && self.pod_warnings.is_empty()
             && self.counters.is_empty()
             && !self.delete_job
             && self.pod_group.is_none()

@@ -1133,3 +1133,29 @@ spec:
         );
     }
 }
+
+#[test]
+fn unhealthy_pods_are_reported_as_pod_warnings() {
+    let mut world = World::new(&mnist("", "OnFailure"));
+    world.step(t(0));
+    world.pod_mut("mnist-worker-0").status = serde_json::from_value(json!({
+        "phase": "Running",
+        "containerStatuses": [{"name": "tensorflow", "image": "tf", "imageID": "", "ready": false, "restartCount": 2,
+                               "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s"}}}]
+    }))
+    .unwrap();
+    let plan = world.plan(t(1));
+    assert_eq!(
+        plan.pod_warnings,
+        [super::PodWarning {
+            pod_uid: "uid-2".into(),
+            reason: "CrashLoopBackOff".into(),
+            message: "Error pod mnist-worker-0 container tensorflow waiting message: back-off 20s"
+                .into(),
+        }]
+    );
+    assert!(
+        plan.events.is_empty(),
+        "announced by the shell, once per message"
+    );
+}

@@ -8,7 +8,7 @@ use super::conditions::{self, TRUE, reason};
 use super::gang;
 use super::messages::{self, event_reason};
 use super::observe::{NO_EXIT_CODE, Phase, PodFacts};
-use super::plan::{ChildRef, JobCounter, Limit, Planner};
+use super::plan::{ChildRef, JobCounter, Limit, Planner, PodWarning};
 use crate::api::policy::is_retryable_exit_code;
 use crate::api::{EffectiveSpec, ReplicaType, RestartPolicy};
 
@@ -125,6 +125,16 @@ impl Planner<'_> {
             self.plan.counters.push(JobCounter::Restarted);
         }
 
+        self.plan
+            .pod_warnings
+            .extend(self.pods.iter().filter_map(|pod| {
+                let (reason, message) = pod.abnormal.clone()?;
+                Some(PodWarning {
+                    pod_uid: pod.uid.clone()?,
+                    reason,
+                    message,
+                })
+            }));
         self.plan_pod_creation(spec, &to_create);
         self.plan.delete_pods.extend(to_delete);
         self.plan_services(spec, &types);
