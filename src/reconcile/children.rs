@@ -178,33 +178,33 @@ impl Builder<'_> {
                     .collect()
             })
             .unwrap_or_default();
-        let labels = self.replica_labels(replica_type, index);
-        Service {
-            metadata: ObjectMeta {
-                name: Some(child_name(&self.job.name_any(), replica_type, index)),
-                namespace: self.job.namespace(),
-                labels: Some(labels.clone()),
-                owner_references: Some(vec![self.owner_reference()]),
-                ..Default::default()
-            },
-            spec: Some(ServiceSpec {
-                cluster_ip: Some("None".into()),
-                selector: Some(labels),
-                ports: Some(ports),
-                ..Default::default()
-            }),
-            status: None,
-        }
+        let name = child_name(&self.job.name_any(), replica_type, index);
+        self.headless_service(
+            name,
+            self.replica_labels(replica_type, index),
+            Some(ports),
+            None,
+        )
     }
 
     /// The job's single headless Service (per-job mode), named after the job: it gives every
     /// pod the DNS name `<pod>.<job>.<ns>.svc`, published before readiness so that peers
     /// resolve each other while TensorFlow starts.
     pub fn job_service(&self) -> Service {
-        let labels = self.job_labels();
+        self.headless_service(self.job.name_any(), self.job_labels(), None, Some(true))
+    }
+
+    /// A headless Service selecting the pods with `labels` (and carrying them), owned by the job.
+    fn headless_service(
+        &self,
+        name: String,
+        labels: BTreeMap<String, String>,
+        ports: Option<Vec<ServicePort>>,
+        publish_not_ready_addresses: Option<bool>,
+    ) -> Service {
         Service {
             metadata: ObjectMeta {
-                name: Some(self.job.name_any()),
+                name: Some(name),
                 namespace: self.job.namespace(),
                 labels: Some(labels.clone()),
                 owner_references: Some(vec![self.owner_reference()]),
@@ -213,7 +213,8 @@ impl Builder<'_> {
             spec: Some(ServiceSpec {
                 cluster_ip: Some("None".into()),
                 selector: Some(labels),
-                publish_not_ready_addresses: Some(true),
+                ports,
+                publish_not_ready_addresses,
                 ..Default::default()
             }),
             status: None,
