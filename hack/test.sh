@@ -10,7 +10,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source hack/lib.sh
 
 started=$(now_ms)
-step() { log "== $* =="; }
+# Each step says how long the run has taken so far, so slow steps are easy to spot in CI logs.
+step() { log "== $* == (at $(elapsed_since "$started"))"; }
 
 require_cmd cargo "install the Rust toolchain (https://rustup.rs) and run this again."
 
