@@ -6,6 +6,7 @@ pub mod controller;
 pub mod ops;
 pub mod reconcile;
 pub mod sim_kubelet;
+pub mod webhook;
 
 #[cfg(test)]
 pub(crate) mod test_fixtures;

@@ -12,6 +12,7 @@ use tfjob_operator::config::{self, RunArgs};
 use tfjob_operator::controller::{self, Settings};
 use tfjob_operator::ops::{self, LeaderElection, LeaderState, Metrics, OpsServer, Readiness};
 use tfjob_operator::reconcile::{PlanConfig, ServiceMode};
+use tfjob_operator::webhook::Webhook;
 
 #[derive(Parser)]
 #[command(
@@ -124,6 +125,8 @@ async fn operate(args: RunArgs) -> Result<ExitCode, String> {
     .map_err(|e| e.to_string())?;
     info!(metrics = ?server.metrics_addr(), probes = ?server.probe_addr(), "serving metrics and health probes");
     let server_task = tokio::spawn(server.serve(stopped(stop_rx.clone())));
+    // The webhook serves on every replica, leader or not: the apiserver calls any ready one.
+    let webhook_task = start_webhook(&args, &client, &readiness, stopped(stop_rx.clone())).await?;
 
     let leader = if args.leader_elect {
         readiness.set_leader_state(LeaderState::Standby);
@@ -148,6 +151,9 @@ async fn operate(args: RunArgs) -> Result<ExitCode, String> {
                 info!("stopping before becoming leader");
                 let _ = handle.release().await;
                 let _ = server_task.await;
+                if let Some(task) = webhook_task {
+                    let _ = task.await;
+                }
                 return Ok(ExitCode::SUCCESS);
             }
         }
@@ -211,6 +217,9 @@ async fn operate(args: RunArgs) -> Result<ExitCode, String> {
         }
     }
     let _ = server_task.await;
+    if let Some(task) = webhook_task {
+        let _ = task.await;
+    }
     result.map_err(|e| e.to_string())?;
     if reason == Stop::LostLease {
         error!("lost the leader lease; exiting so that this instance restarts as a standby");
@@ -218,6 +227,23 @@ async fn operate(args: RunArgs) -> Result<ExitCode, String> {
     }
     info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds the admission webhook when `--webhook-enabled`, and serves it until `shutdown`.
+async fn start_webhook(
+    args: &RunArgs,
+    client: &kube::Client,
+    readiness: &Readiness,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
+    let Some(settings) = args.webhook_settings().map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let webhook = Webhook::start(settings, Some(client.clone()), readiness.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    info!(addr = %webhook.local_addr(), "serving the admission webhook");
+    Ok(Some(tokio::spawn(webhook.run(shutdown))))
 }
 
 /// SIGTERM (Kubernetes) or SIGINT (a terminal) starts a graceful stop.

@@ -63,6 +63,8 @@ struct ReadinessFlags {
     caches_synced: AtomicBool,
     leader: AtomicU8,
     shutting_down: AtomicBool,
+    /// 0: no webhook; 1: webhook not ready (no trusted certificate yet); 2: webhook ready.
+    webhook: AtomicU8,
 }
 
 impl Default for Readiness {
@@ -79,6 +81,7 @@ impl Readiness {
                 caches_synced: AtomicBool::new(false),
                 leader: AtomicU8::new(encode_leader(LeaderState::Disabled)),
                 shutting_down: AtomicBool::new(false),
+                webhook: AtomicU8::new(0),
             }),
         }
     }
@@ -100,10 +103,22 @@ impl Readiness {
         self.inner.shutting_down.store(true, Ordering::Release);
     }
 
+    /// This replica serves the admission webhook, with (`true`) or without a certificate the
+    /// apiserver trusts yet. Once called, readiness requires it on every replica, leader or
+    /// standby, since the webhook Service sends calls to any ready replica.
+    pub fn set_webhook_ready(&self, ready: bool) {
+        self.inner
+            .webhook
+            .store(if ready { 2 } else { 1 }, Ordering::Release);
+    }
+
     /// `Ok(())` when ready, else the reason `/readyz` reports.
     pub fn check(&self) -> Result<(), &'static str> {
         if self.inner.shutting_down.load(Ordering::Acquire) {
             return Err("shutting down");
+        }
+        if self.inner.webhook.load(Ordering::Acquire) == 1 {
+            return Err("webhook certificate not ready");
         }
         let leader = decode_leader(self.inner.leader.load(Ordering::Acquire));
         if leader == LeaderState::Standby {
@@ -450,6 +465,22 @@ mod tests {
         r.set_shutting_down();
         r.set_leader_state(LeaderState::Standby);
         assert_eq!(r.check(), Err("shutting down"));
+    }
+
+    #[test]
+    fn a_webhook_must_be_ready_on_every_replica() {
+        let r = Readiness::new();
+        r.set_caches_synced(true);
+        r.set_webhook_ready(false);
+        assert_eq!(r.check(), Err("webhook certificate not ready"));
+        r.set_leader_state(LeaderState::Standby);
+        assert_eq!(
+            r.check(),
+            Err("webhook certificate not ready"),
+            "a standby replica serves the webhook too"
+        );
+        r.set_webhook_ready(true);
+        assert_eq!(r.check(), Ok(()));
     }
 
     #[tokio::test]

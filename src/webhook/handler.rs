@@ -1,0 +1,503 @@
+//! The admission logic: an `admission.k8s.io/v1` AdmissionReview in, the answering
+//! AdmissionReview out. Pure (no I/O, no clock), so every case is a unit test.
+//!
+//! * Validating (`/validate-kubeflow-org-v1-tfjob`): CREATE runs [`crate::api::validate`],
+//!   UPDATE runs [`crate::api::validate_update`] (which adds the immutability of
+//!   `runPolicy.managedBy` and `schedulingPolicy.queue`). A denial carries every problem in
+//!   Kubernetes' aggregate format as `status.message`, code 403 and reason `Forbidden` — what
+//!   upstream's controller-runtime webhook returns — so `kubectl` prints
+//!   `admission webhook "validator.tfjob.training-operator.kubeflow.org" denied the request:
+//!   <problems>`. The field paths are also in `status.details.causes` for programs.
+//! * Defaulting (`/mutate-kubeflow-org-v1-tfjob`): allows everything and returns the JSONPatch of
+//!   [`super::defaulting::normalisation_patch`].
+//!
+//! A body that is not a v1 AdmissionReview with a request is a [`ReviewError`] (the server
+//! answers 400); a TFJob that cannot be decoded is a clean denial, not an error, so the user sees
+//! which field to fix.
+
+use k8s_openapi::ByteString;
+use kube::core::DynamicObject;
+use kube::core::admission::{
+    AdmissionRequest, AdmissionResponse, AdmissionReview, META_API_VERSION_V1, META_KIND, Operation,
+};
+use kube::core::response::{StatusCause, StatusDetails, StatusSummary};
+use serde_json::Value;
+
+use crate::api::{ErrorKind, FieldError, TFJob, ValidationError, validate, validate_update};
+
+use super::defaulting::normalisation_patch;
+
+/// Path of the validating webhook (upstream's, so existing webhook configurations work).
+pub const VALIDATE_PATH: &str = "/validate-kubeflow-org-v1-tfjob";
+/// Path of the defaulting (mutating) webhook.
+pub const MUTATE_PATH: &str = "/mutate-kubeflow-org-v1-tfjob";
+/// The validating webhook's name in its configuration; kubectl shows it in every denial.
+pub const VALIDATING_WEBHOOK_NAME: &str = "validator.tfjob.training-operator.kubeflow.org";
+/// The defaulting webhook's name in its configuration.
+pub const MUTATING_WEBHOOK_NAME: &str = "defaulter.tfjob.training-operator.kubeflow.org";
+
+/// Which review to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Validate,
+    Mutate,
+}
+
+/// The request body is not something this webhook can answer; the server replies 400 with the
+/// message, which the apiserver logs as the reason the call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("the body is not an AdmissionReview: {0}")]
+    Malformed(#[source] serde_json::Error),
+    #[error(
+        "unsupported {kind} {api_version:?}: this webhook answers only \
+         {META_KIND} {META_API_VERSION_V1:?}; set admissionReviewVersions: [v1]"
+    )]
+    Version { kind: String, api_version: String },
+    #[error("the AdmissionReview has no request")]
+    NoRequest,
+    #[error("the {operation} request {uid} carries no object")]
+    NoObject {
+        operation: &'static str,
+        uid: String,
+    },
+}
+
+/// Answers one AdmissionReview body with the AdmissionReview to send back.
+pub fn review(endpoint: Endpoint, body: &[u8]) -> Result<Value, ReviewError> {
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
+    if review.types.api_version != META_API_VERSION_V1 || review.types.kind != META_KIND {
+        return Err(ReviewError::Version {
+            kind: review.types.kind,
+            api_version: review.types.api_version,
+        });
+    }
+    let request: AdmissionRequest<DynamicObject> =
+        review.try_into().map_err(|_| ReviewError::NoRequest)?;
+    let response = match endpoint {
+        Endpoint::Validate => validate_request(&request)?,
+        Endpoint::Mutate => mutate_request(&request)?,
+    };
+    let mut answer =
+        serde_json::to_value(response.into_review()).map_err(ReviewError::Malformed)?;
+    // kube serialises the patch as an array of numbers; Kubernetes' `[]byte` is base64 text.
+    if let Some(patch) = answer.pointer_mut("/response/patch") {
+        let bytes: Vec<u8> =
+            serde_json::from_value(patch.take()).map_err(ReviewError::Malformed)?;
+        *patch = serde_json::to_value(ByteString(bytes)).map_err(ReviewError::Malformed)?;
+    }
+    Ok(answer)
+}
+
+fn validate_request(
+    request: &AdmissionRequest<DynamicObject>,
+) -> Result<AdmissionResponse, ReviewError> {
+    let allowed = AdmissionResponse::from(request);
+    // Only the main resource is ours to check: status writes and DELETE/CONNECT pass (the
+    // configuration does not send them; this keeps a broader rule from blocking them).
+    let operation = match request.operation {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete | Operation::Connect => return Ok(allowed),
+    };
+    if request
+        .sub_resource
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+    {
+        return Ok(allowed);
+    }
+    if let Some(denial) = wrong_kind(request) {
+        return Ok(deny_message(allowed, &denial));
+    }
+    let object = request
+        .object
+        .as_ref()
+        .ok_or_else(|| ReviewError::NoObject {
+            operation,
+            uid: request.uid.clone(),
+        })?;
+    let new = match decode(object) {
+        Ok(job) => job,
+        Err(message) => return Ok(deny_message(allowed, &message)),
+    };
+    let result = match (request.operation.clone(), request.old_object.as_ref()) {
+        (Operation::Update, Some(old)) => match decode(old) {
+            Ok(old) => validate_update(&old, &new),
+            // An old object this version cannot read (stored before a schema change) can only
+            // be compared field by field, which is what decoding failed at; check the new one.
+            Err(_) => validate(&new),
+        },
+        _ => validate(&new),
+    };
+    Ok(match result {
+        Ok(()) => allowed,
+        Err(errors) => deny_invalid(allowed, &new, &errors),
+    })
+}
+
+fn mutate_request(
+    request: &AdmissionRequest<DynamicObject>,
+) -> Result<AdmissionResponse, ReviewError> {
+    let allowed = AdmissionResponse::from(request);
+    let operation = match request.operation {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete | Operation::Connect => return Ok(allowed),
+    };
+    if request
+        .sub_resource
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+        || wrong_kind(request).is_some()
+    {
+        // Not ours to normalise; the validating webhook reports a wrong kind.
+        return Ok(allowed);
+    }
+    let object = request
+        .object
+        .as_ref()
+        .ok_or_else(|| ReviewError::NoObject {
+            operation,
+            uid: request.uid.clone(),
+        })?;
+    let json = serde_json::to_value(object).map_err(ReviewError::Malformed)?;
+    let patch = normalisation_patch(&json);
+    if patch.0.is_empty() {
+        return Ok(allowed);
+    }
+    // Serialising a json_patch::Patch cannot fail (plain strings and JSON values); if it ever
+    // did, admitting the object unchanged is correct: the operator normalises in memory anyway.
+    Ok(allowed.clone().with_patch(patch).unwrap_or(allowed))
+}
+
+/// A denial message when the request is not for `kubeflow.org/v1` TFJobs (a misconfigured rule).
+fn wrong_kind(request: &AdmissionRequest<DynamicObject>) -> Option<String> {
+    let kind = &request.kind;
+    (kind.group != "kubeflow.org" || kind.version != "v1" || kind.kind != "TFJob").then(|| {
+        format!(
+            "this webhook reviews only kubeflow.org/v1 TFJobs, not {}/{} {}; fix the rules of \
+             the webhook configuration",
+            kind.group, kind.version, kind.kind
+        )
+    })
+}
+
+/// Decodes the raw object as a TFJob; the error names the field that does not fit.
+fn decode(object: &DynamicObject) -> Result<TFJob, String> {
+    let json =
+        serde_json::to_value(object).map_err(|e| format!("the object cannot be read: {e}"))?;
+    serde_path_to_error::deserialize::<_, TFJob>(json).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path.is_empty() || path == "." {
+            format!("the object cannot be read: {inner}; fix the TFJob")
+        } else {
+            format!("the object cannot be read: {path}: {inner}; fix that field of the TFJob")
+        }
+    })
+}
+
+fn deny_message(response: AdmissionResponse, message: &str) -> AdmissionResponse {
+    let mut response = response.deny(message);
+    response.result.status = Some(StatusSummary::Failure);
+    response.result.code = 403;
+    response.result.reason = "Forbidden".into();
+    response
+}
+
+fn deny_invalid(
+    response: AdmissionResponse,
+    job: &TFJob,
+    errors: &ValidationError,
+) -> AdmissionResponse {
+    let mut response = deny_message(response, &errors.to_string());
+    response.result.details = Some(StatusDetails {
+        name: job.metadata.name.clone().unwrap_or_default(),
+        group: "kubeflow.org".into(),
+        kind: "TFJob".into(),
+        uid: String::new(),
+        causes: errors.errors.iter().map(cause).collect(),
+        retry_after_seconds: 0,
+    });
+    response
+}
+
+/// One problem as a `StatusCause`, the way the apiserver reports field errors.
+fn cause(error: &FieldError) -> StatusCause {
+    let reason = match error.kind {
+        ErrorKind::Required => "FieldValueRequired",
+        ErrorKind::Invalid(_) => "FieldValueInvalid",
+        ErrorKind::NotSupported { .. } => "FieldValueNotSupported",
+        ErrorKind::Forbidden => "FieldValueForbidden",
+        ErrorKind::Duplicate(_) => "FieldValueDuplicate",
+    };
+    let text = error.to_string();
+    let message = text
+        .strip_prefix(&format!("{}: ", error.path))
+        .unwrap_or(&text)
+        .to_string();
+    StatusCause {
+        reason: reason.into(),
+        message,
+        field: error.path.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const GOOD: &str = r#"{"apiVersion":"kubeflow.org/v1","kind":"TFJob",
+        "metadata":{"name":"good","namespace":"ns"},
+        "spec":{"tfReplicaSpecs":{"Worker":{"replicas":2,
+            "template":{"spec":{"containers":[{"name":"tensorflow","image":"tf"}]}}}}}}"#;
+
+    fn job(patch: Value) -> Value {
+        let mut job: Value = serde_json::from_str(GOOD).unwrap();
+        json_patch::merge(&mut job, &patch);
+        job
+    }
+
+    fn review_body(operation: &str, object: Value, old: Option<Value>) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+                "kind": {"group": "kubeflow.org", "version": "v1", "kind": "TFJob"},
+                "resource": {"group": "kubeflow.org", "version": "v1", "resource": "tfjobs"},
+                "name": object["metadata"]["name"],
+                "namespace": "ns",
+                "operation": operation,
+                "userInfo": {"username": "alice"},
+                "object": object,
+                "oldObject": old,
+                "dryRun": false
+            }
+        }))
+        .unwrap()
+    }
+
+    /// The response part of the answer, as JSON.
+    fn answer(endpoint: Endpoint, body: &[u8]) -> Value {
+        let value = review(endpoint, body).expect("a valid review");
+        assert_eq!(value["apiVersion"], "admission.k8s.io/v1");
+        assert_eq!(value["kind"], "AdmissionReview");
+        assert_eq!(
+            value["response"]["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "the uid is echoed"
+        );
+        value["response"].clone()
+    }
+
+    #[test]
+    fn a_valid_create_is_allowed() {
+        let response = answer(
+            Endpoint::Validate,
+            &review_body("CREATE", job(json!({})), None),
+        );
+        assert_eq!(response["allowed"], true);
+        assert_eq!(response.get("patch"), None);
+    }
+
+    #[test]
+    fn an_invalid_create_is_denied_with_every_problem_and_its_field() {
+        let bad = job(
+            json!({"metadata": {"name": "1job"}, "spec": {"tfReplicaSpecs": {"Worker": {"replicas": -1}}}}),
+        );
+        let response = answer(Endpoint::Validate, &review_body("CREATE", bad, None));
+        assert_eq!(response["allowed"], false);
+        assert_eq!(
+            response["status"]["message"],
+            "[metadata.name: Invalid value: \"1job\": should match: a DNS-1035 label must consist of \
+             lower case alphanumeric characters or '-', start with an alphabetic character, and end \
+             with an alphanumeric character (e.g. 'my-name', or 'abc-123', regex used for validation \
+             is '[a-z]([-a-z0-9]*[a-z0-9])?'), spec.tfReplicaSpecs[Worker].replicas: Invalid value: \
+             -1: must be greater than or equal to 0]"
+        );
+        assert_eq!(response["status"]["code"], 403);
+        assert_eq!(response["status"]["reason"], "Forbidden");
+        assert_eq!(response["status"]["status"], "Failure");
+        assert_eq!(
+            response["status"]["details"]["causes"],
+            json!([
+                {"reason": "FieldValueInvalid", "field": "metadata.name",
+                 "message": "Invalid value: \"1job\": should match: a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name', or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"},
+                {"reason": "FieldValueInvalid", "field": "spec.tfReplicaSpecs[Worker].replicas",
+                 "message": "Invalid value: -1: must be greater than or equal to 0"},
+            ])
+        );
+        assert_eq!(response["status"]["details"]["kind"], "TFJob");
+        assert_eq!(response["status"]["details"]["group"], "kubeflow.org");
+        assert_eq!(response["status"]["details"]["name"], "1job");
+    }
+
+    #[test]
+    fn update_checks_the_new_object_and_immutable_fields_against_the_old_one() {
+        let old = job(json!({"spec": {"runPolicy": {"schedulingPolicy": {"queue": "a"}}}}));
+        let new = job(json!({"spec": {
+            "runPolicy": {"managedBy": "kueue.x-k8s.io/multikueue", "schedulingPolicy": {"queue": "b"}},
+            "tfReplicaSpecs": {"Worker": {"replicas": 3}}
+        }}));
+        let response = answer(
+            Endpoint::Validate,
+            &review_body("UPDATE", new.clone(), Some(old.clone())),
+        );
+        assert_eq!(response["allowed"], false);
+        assert_eq!(
+            response["status"]["message"],
+            "[spec.runPolicy.managedBy: Invalid value: \"kueue.x-k8s.io/multikueue\": field is \
+             immutable; keep null or delete and re-create the TFJob, \
+             spec.runPolicy.schedulingPolicy.queue: Invalid value: \"b\": field is immutable; keep \
+             \"a\" or delete and re-create the TFJob]"
+        );
+
+        // Scaling (editing replicas) is an allowed update; so is the same object.
+        let scaled = job(
+            json!({"spec": {"runPolicy": {"schedulingPolicy": {"queue": "a"}},
+            "tfReplicaSpecs": {"Worker": {"replicas": 5}}}}),
+        );
+        let response = answer(
+            Endpoint::Validate,
+            &review_body("UPDATE", scaled, Some(old)),
+        );
+        assert_eq!(response["allowed"], true, "{response}");
+
+        // The same change on CREATE has nothing to compare with.
+        let response = answer(Endpoint::Validate, &review_body("CREATE", new, None));
+        assert_eq!(response["allowed"], true, "{response}");
+    }
+
+    #[test]
+    fn an_undecodable_object_is_denied_naming_the_field() {
+        let bad = job(json!({"spec": {"tfReplicaSpecs": {"Worker": {"replicas": "two"}}}}));
+        let response = answer(Endpoint::Validate, &review_body("CREATE", bad, None));
+        assert_eq!(response["allowed"], false);
+        assert_eq!(
+            response["status"]["message"],
+            "the object cannot be read: spec.tfReplicaSpecs.Worker.replicas: invalid type: string \
+             \"two\", expected i32; fix that field of the TFJob"
+        );
+        let mut null_replica = job(json!({}));
+        null_replica["spec"]["tfReplicaSpecs"]["PS"] = Value::Null;
+        let response = answer(
+            Endpoint::Validate,
+            &review_body("CREATE", null_replica, None),
+        );
+        assert_eq!(
+            response["status"]["message"],
+            "the object cannot be read: spec.tfReplicaSpecs.PS: invalid type: null, expected \
+             struct ReplicaSpec; fix that field of the TFJob"
+        );
+    }
+
+    #[test]
+    fn delete_and_status_writes_pass() {
+        let bad = job(json!({"metadata": {"name": "1job"}}));
+        let response = answer(
+            Endpoint::Validate,
+            &review_body("DELETE", bad.clone(), None),
+        );
+        assert_eq!(response["allowed"], true);
+        let mut body: Value =
+            serde_json::from_slice(&review_body("UPDATE", bad.clone(), Some(bad))).unwrap();
+        body["request"]["subResource"] = "status".into();
+        let response = answer(Endpoint::Validate, &serde_json::to_vec(&body).unwrap());
+        assert_eq!(response["allowed"], true);
+    }
+
+    #[test]
+    fn another_kind_is_denied_as_a_misconfiguration() {
+        let mut body: Value =
+            serde_json::from_slice(&review_body("CREATE", job(json!({})), None)).unwrap();
+        body["request"]["kind"] = json!({"group": "", "version": "v1", "kind": "Pod"});
+        let response = answer(Endpoint::Validate, &serde_json::to_vec(&body).unwrap());
+        assert_eq!(response["allowed"], false);
+        assert_eq!(
+            response["status"]["message"],
+            "this webhook reviews only kubeflow.org/v1 TFJobs, not /v1 Pod; fix the rules of the \
+             webhook configuration"
+        );
+    }
+
+    #[test]
+    fn malformed_reviews_are_errors_with_a_clear_message() {
+        let err = review(Endpoint::Validate, b"{not json").unwrap_err();
+        assert!(matches!(err, ReviewError::Malformed(_)), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("the body is not an AdmissionReview: "),
+            "{err}"
+        );
+
+        let err = review(
+            Endpoint::Validate,
+            br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":null}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unsupported AdmissionReview \"admission.k8s.io/v1beta1\": this webhook answers only \
+             AdmissionReview \"admission.k8s.io/v1\"; set admissionReviewVersions: [v1]"
+        );
+
+        let err = review(
+            Endpoint::Validate,
+            br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "the AdmissionReview has no request");
+
+        let mut body: Value =
+            serde_json::from_slice(&review_body("CREATE", job(json!({})), None)).unwrap();
+        body["request"]["object"] = Value::Null;
+        let err = review(Endpoint::Validate, &serde_json::to_vec(&body).unwrap()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the CREATE request 705ab4f5-6393-11e8-b7cc-42010a800002 carries no object"
+        );
+    }
+
+    #[test]
+    fn defaulting_returns_a_json_patch_that_normalises_the_object() {
+        let legacy = job(json!({"spec": {
+            "backoffLimit": 6,
+            "tfReplicaSpecs": {"Worker": null, "Ps": {"template": {"spec": {"containers": [{"name": "tensorflow", "image": "tf"}]}}}}
+        }}));
+        // (merge patch with null removed Worker: the seed's shape, Ps + legacy backoffLimit)
+        let response = answer(
+            Endpoint::Mutate,
+            &review_body("CREATE", legacy.clone(), None),
+        );
+        assert_eq!(response["allowed"], true);
+        assert_eq!(response["patchType"], "JSONPatch");
+        assert!(
+            response["patch"].is_string(),
+            "base64 text, as Kubernetes sends []byte"
+        );
+        let ByteString(bytes) = serde_json::from_value(response["patch"].clone()).unwrap();
+        let ops: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+        let mut patched = legacy;
+        json_patch::patch(&mut patched, &ops.0).unwrap();
+        assert_eq!(
+            patched["spec"],
+            json!({
+                "runPolicy": {"backoffLimit": 6},
+                "tfReplicaSpecs": {"PS": {"template": {"spec": {"containers": [{"name": "tensorflow", "image": "tf"}]}}}}
+            })
+        );
+
+        // Nothing to change: allowed without a patch.
+        let response = answer(
+            Endpoint::Mutate,
+            &review_body("CREATE", job(json!({})), None),
+        );
+        assert_eq!(response["allowed"], true);
+        assert_eq!(response.get("patch"), None);
+        assert_eq!(response.get("patchType"), None);
+    }
+}
