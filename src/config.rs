@@ -764,8 +764,6 @@ fn is_dns_label(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Mutex, MutexGuard};
-
     use clap::Parser;
 
     use super::*;
@@ -775,10 +773,6 @@ mod tests {
         #[command(flatten)]
         run: RunArgs,
     }
-
-    /// clap reads the real process environment, so tests that parse serialise on this lock and
-    /// clear every `TFJOB_*` variable first; otherwise one test's variables leak into another.
-    static ENV_LOCK: Mutex<()> = Mutex::new(());
 
     const ENV_VARS: &[&str] = &[
         "TFJOB_NAMESPACES",
@@ -814,33 +808,52 @@ mod tests {
         "TFJOB_WEBHOOK_DEFAULTING",
     ];
 
-    /// Holds the lock with exactly the given `TFJOB_*` variables set; clears them on drop.
-    struct Env(#[allow(dead_code)] MutexGuard<'static, ()>);
+    /// Set in the child process that [`run_here_with`] starts.
+    const CHILD_MARKER: &str = "TFJOB_CONFIG_TEST_CHILD";
 
-    impl Env {
-        fn with(vars: &[(&str, &str)]) -> Self {
-            let guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-            for key in ENV_VARS {
-                // SAFETY: only these tests touch TFJOB_* variables and they hold ENV_LOCK; Rust's
-                // own env accessors are internally synchronised.
-                unsafe { std::env::remove_var(key) };
-            }
-            for (key, value) in vars {
-                assert!(ENV_VARS.contains(key), "{key} must be listed in ENV_VARS");
-                // SAFETY: as above.
-                unsafe { std::env::set_var(key, value) };
-            }
-            Self(guard)
+    /// Whether the calling test (`test`, its name in this module) may go on in this process,
+    /// where exactly `vars` are set among [`ENV_VARS`]. clap reads the real process
+    /// environment, and changing that is `unsafe` (Rust 2024: it races with every thread that
+    /// reads it), which the crate forbids. So when this process's environment is not the one
+    /// wanted, the test runs again in a child process of this test binary given exactly `vars`
+    /// (`Command::env`), its success is asserted here, and `false` tells the caller to return.
+    fn run_here_with(test: &str, vars: &[(&str, &str)]) -> bool {
+        for (key, _) in vars {
+            assert!(ENV_VARS.contains(key), "{key} must be listed in ENV_VARS");
         }
-    }
-
-    impl Drop for Env {
-        fn drop(&mut self) {
-            for key in ENV_VARS {
-                // SAFETY: as above; the lock is still held while the fields drop after this.
-                unsafe { std::env::remove_var(key) };
-            }
+        let wanted = |key: &str| vars.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        if ENV_VARS
+            .iter()
+            .all(|key| std::env::var(key).ok().as_deref() == wanted(key))
+        {
+            return true;
         }
+        assert!(
+            std::env::var_os(CHILD_MARKER).is_none(),
+            "the child process did not get the environment it was started with"
+        );
+        let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"));
+        child
+            .args([
+                &format!("config::tests::{test}"),
+                "--exact",
+                "--test-threads=1",
+            ])
+            .env(CHILD_MARKER, "1");
+        for key in ENV_VARS {
+            child.env_remove(key);
+        }
+        let output = child
+            .envs(vars.iter().copied())
+            .output()
+            .expect("run the test binary");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "{test} with {vars:?} failed in a child process:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        false
     }
 
     fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
@@ -854,7 +867,9 @@ mod tests {
 
     #[test]
     fn defaults_match_the_documented_table() {
-        let _env = Env::with(&[]);
+        if !run_here_with("defaults_match_the_documented_table", &[]) {
+            return;
+        }
         let args = parse_ok(&[]);
         assert!(args.namespaces.is_empty());
         assert_eq!(args.namespace_scope_with(None), Ok(NamespaceScope::All));
@@ -888,7 +903,9 @@ mod tests {
 
     #[test]
     fn every_flag_parses_from_the_command_line() {
-        let _env = Env::with(&[]);
+        if !run_here_with("every_flag_parses_from_the_command_line", &[]) {
+            return;
+        }
         let args = parse_ok(&[
             "--namespace=a,b",
             "--namespace",
@@ -954,27 +971,32 @@ mod tests {
 
     #[test]
     fn every_flag_parses_from_the_environment() {
-        let _env = Env::with(&[
-            ("TFJOB_NAMESPACES", "team-b,team-a"),
-            ("TFJOB_JOB_SELECTOR", "shard=1"),
-            ("TFJOB_CONCURRENCY", "8"),
-            ("TFJOB_KUBE_API_QPS", "50"),
-            ("TFJOB_KUBE_API_BURST", "100"),
-            ("TFJOB_WATCH_TIMEOUT_SECONDS", "60"),
-            ("TFJOB_LIST_PAGE_SIZE", "50"),
-            ("TFJOB_METRICS_BIND_ADDRESS", ":9000"),
-            ("TFJOB_HEALTH_PROBE_BIND_ADDRESS", "0"),
-            ("TFJOB_LEADER_ELECT", "true"),
-            ("TFJOB_LEADER_ELECTION_ID", "lease-x"),
-            ("TFJOB_LEADER_ELECTION_NAMESPACE", "kubeflow"),
-            ("TFJOB_LEASE_DURATION", "1m"),
-            ("TFJOB_RENEW_DEADLINE", "40s"),
-            ("TFJOB_RETRY_PERIOD", "5s"),
-            ("TFJOB_GANG_SCHEDULER_NAME", "scheduler-plugins-scheduler"),
-            ("TFJOB_SERVICE_MODE", "per-job"),
-            ("TFJOB_LOG_LEVEL", "debug"),
-            ("TFJOB_LOG_FORMAT", "json"),
-        ]);
+        if !run_here_with(
+            "every_flag_parses_from_the_environment",
+            &[
+                ("TFJOB_NAMESPACES", "team-b,team-a"),
+                ("TFJOB_JOB_SELECTOR", "shard=1"),
+                ("TFJOB_CONCURRENCY", "8"),
+                ("TFJOB_KUBE_API_QPS", "50"),
+                ("TFJOB_KUBE_API_BURST", "100"),
+                ("TFJOB_WATCH_TIMEOUT_SECONDS", "60"),
+                ("TFJOB_LIST_PAGE_SIZE", "50"),
+                ("TFJOB_METRICS_BIND_ADDRESS", ":9000"),
+                ("TFJOB_HEALTH_PROBE_BIND_ADDRESS", "0"),
+                ("TFJOB_LEADER_ELECT", "true"),
+                ("TFJOB_LEADER_ELECTION_ID", "lease-x"),
+                ("TFJOB_LEADER_ELECTION_NAMESPACE", "kubeflow"),
+                ("TFJOB_LEASE_DURATION", "1m"),
+                ("TFJOB_RENEW_DEADLINE", "40s"),
+                ("TFJOB_RETRY_PERIOD", "5s"),
+                ("TFJOB_GANG_SCHEDULER_NAME", "scheduler-plugins-scheduler"),
+                ("TFJOB_SERVICE_MODE", "per-job"),
+                ("TFJOB_LOG_LEVEL", "debug"),
+                ("TFJOB_LOG_FORMAT", "json"),
+            ],
+        ) {
+            return;
+        }
         let args = parse_ok(&[]);
         assert_eq!(
             args.namespace_scope_with(Some("ignored".into())),
@@ -1013,7 +1035,12 @@ mod tests {
 
     #[test]
     fn command_line_wins_over_environment() {
-        let _env = Env::with(&[("TFJOB_CONCURRENCY", "8"), ("TFJOB_LEADER_ELECT", "true")]);
+        if !run_here_with(
+            "command_line_wins_over_environment",
+            &[("TFJOB_CONCURRENCY", "8"), ("TFJOB_LEADER_ELECT", "true")],
+        ) {
+            return;
+        }
         let args = parse_ok(&["--concurrency=2", "--leader-elect=false"]);
         assert_eq!(args.concurrency, 2);
         assert!(!args.leader_elect);
@@ -1021,7 +1048,9 @@ mod tests {
 
     #[test]
     fn leader_elect_accepts_go_style_booleans() {
-        let _env = Env::with(&[]);
+        if !run_here_with("leader_elect_accepts_go_style_booleans", &[]) {
+            return;
+        }
         assert!(parse_ok(&["--leader-elect"]).leader_elect);
         assert!(parse_ok(&["--leader-elect=true"]).leader_elect);
         assert!(!parse_ok(&["--leader-elect=false"]).leader_elect);
@@ -1033,7 +1062,9 @@ mod tests {
 
     #[test]
     fn namespace_falls_back_to_kubeflow_namespace() {
-        let _env = Env::with(&[]);
+        if !run_here_with("namespace_falls_back_to_kubeflow_namespace", &[]) {
+            return;
+        }
         let args = parse_ok(&[]);
         assert_eq!(
             args.namespace_scope_with(Some("kubeflow".into())),
@@ -1058,7 +1089,9 @@ mod tests {
 
     #[test]
     fn namespace_lists_are_trimmed_sorted_and_deduplicated() {
-        let _env = Env::with(&[]);
+        if !run_here_with("namespace_lists_are_trimmed_sorted_and_deduplicated", &[]) {
+            return;
+        }
         let args = parse_ok(&["--namespace", "b, a,,b", "--namespace=c"]);
         let scope = args.namespace_scope_with(None).expect("valid");
         assert_eq!(
@@ -1072,7 +1105,9 @@ mod tests {
 
     #[test]
     fn invalid_namespace_names_the_flag() {
-        let _env = Env::with(&[]);
+        if !run_here_with("invalid_namespace_names_the_flag", &[]) {
+            return;
+        }
         let args = parse_ok(&["--namespace=ok,Not_OK"]);
         let err = args.validate().expect_err("invalid namespace");
         assert!(
@@ -1109,7 +1144,9 @@ mod tests {
 
     #[test]
     fn bad_values_are_rejected_naming_the_flag() {
-        let _env = Env::with(&[]);
+        if !run_here_with("bad_values_are_rejected_naming_the_flag", &[]) {
+            return;
+        }
         for (args, flag) in [
             (&["--concurrency=0"][..], "--concurrency"),
             (&["--controller-threads=-1"], "--concurrency"),
@@ -1139,14 +1176,21 @@ mod tests {
 
     #[test]
     fn bad_environment_values_are_rejected_naming_the_flag() {
-        let _env = Env::with(&[("TFJOB_LEASE_DURATION", "forever")]);
+        if !run_here_with(
+            "bad_environment_values_are_rejected_naming_the_flag",
+            &[("TFJOB_LEASE_DURATION", "forever")],
+        ) {
+            return;
+        }
         let message = parse(&[]).expect_err("bad env").to_string();
         assert!(message.contains("--lease-duration"), "{message}");
     }
 
     #[test]
     fn lease_timings_must_be_ordered() {
-        let _env = Env::with(&[]);
+        if !run_here_with("lease_timings_must_be_ordered", &[]) {
+            return;
+        }
         let args = parse_ok(&["--lease-duration=10s", "--renew-deadline=10s"]);
         let err = args
             .validate()
@@ -1160,7 +1204,9 @@ mod tests {
 
     #[test]
     fn lease_name_must_be_a_subdomain() {
-        let _env = Env::with(&[]);
+        if !run_here_with("lease_name_must_be_a_subdomain", &[]) {
+            return;
+        }
         let args = parse_ok(&["--leader-election-id=Not A Name"]);
         let err = args.validate().expect_err("invalid lease name");
         assert!(err.to_string().contains("--leader-election-id"), "{err}");
@@ -1168,7 +1214,9 @@ mod tests {
 
     #[test]
     fn leader_election_namespace_fallback_order() {
-        let _env = Env::with(&[]);
+        if !run_here_with("leader_election_namespace_fallback_order", &[]) {
+            return;
+        }
         let args = parse_ok(&[]);
         let env = |pairs: &'static [(&'static str, &'static str)]| {
             move |key: &str| {
@@ -1218,7 +1266,12 @@ mod tests {
 
     #[test]
     fn webhook_flags_have_upstream_defaults_and_are_off_by_default() {
-        let _env = Env::with(&[]);
+        if !run_here_with(
+            "webhook_flags_have_upstream_defaults_and_are_off_by_default",
+            &[],
+        ) {
+            return;
+        }
         let args = parse_ok(&[]);
         assert!(!args.webhook_enabled);
         assert!(args.webhook_settings().expect("valid").is_none());
@@ -1273,8 +1326,10 @@ mod tests {
     }
 
     #[test]
-    fn webhook_flags_parse_from_the_command_line_and_the_environment() {
-        let _env = Env::with(&[]);
+    fn webhook_flags_parse_from_the_command_line() {
+        if !run_here_with("webhook_flags_parse_from_the_command_line", &[]) {
+            return;
+        }
         let args = parse_ok(&[
             "--webhook-enabled",
             "--webhook-server-port=10443",
@@ -1305,22 +1360,29 @@ mod tests {
         assert_eq!(certs.rotate_before, Duration::from_secs(4));
         assert_eq!(certs.validating_config, "v.example.com");
         assert_eq!(certs.mutating_config, "m.example.com");
-        drop(_env);
+    }
 
-        let _env = Env::with(&[
-            ("TFJOB_WEBHOOK_ENABLED", "true"),
-            ("TFJOB_WEBHOOK_SERVER_PORT", "8443"),
-            ("TFJOB_WEBHOOK_CERT_MODE", "provided"),
-            ("TFJOB_WEBHOOK_CERT_DIR", "/certs"),
-            ("TFJOB_WEBHOOK_SERVICE_NAME", "svc"),
-            ("TFJOB_WEBHOOK_SERVICE_NAMESPACE", "ns"),
-            ("TFJOB_WEBHOOK_CERT_EXTRA_SANS", "10.0.0.1"),
-            ("TFJOB_WEBHOOK_CERT_VALIDITY", "24h"),
-            ("TFJOB_WEBHOOK_CERT_ROTATE_BEFORE", "8h"),
-            ("TFJOB_VALIDATING_WEBHOOK_CONFIG_NAME", "v"),
-            ("TFJOB_MUTATING_WEBHOOK_CONFIG_NAME", "m"),
-            ("TFJOB_WEBHOOK_DEFAULTING", "true"),
-        ]);
+    #[test]
+    fn webhook_flags_parse_from_the_environment() {
+        if !run_here_with(
+            "webhook_flags_parse_from_the_environment",
+            &[
+                ("TFJOB_WEBHOOK_ENABLED", "true"),
+                ("TFJOB_WEBHOOK_SERVER_PORT", "8443"),
+                ("TFJOB_WEBHOOK_CERT_MODE", "provided"),
+                ("TFJOB_WEBHOOK_CERT_DIR", "/certs"),
+                ("TFJOB_WEBHOOK_SERVICE_NAME", "svc"),
+                ("TFJOB_WEBHOOK_SERVICE_NAMESPACE", "ns"),
+                ("TFJOB_WEBHOOK_CERT_EXTRA_SANS", "10.0.0.1"),
+                ("TFJOB_WEBHOOK_CERT_VALIDITY", "24h"),
+                ("TFJOB_WEBHOOK_CERT_ROTATE_BEFORE", "8h"),
+                ("TFJOB_VALIDATING_WEBHOOK_CONFIG_NAME", "v"),
+                ("TFJOB_MUTATING_WEBHOOK_CONFIG_NAME", "m"),
+                ("TFJOB_WEBHOOK_DEFAULTING", "true"),
+            ],
+        ) {
+            return;
+        }
         let args = parse_ok(&[]);
         assert!(args.webhook_enabled && args.webhook_defaulting);
         assert_eq!(args.webhook_server_port, 8443);
@@ -1343,7 +1405,9 @@ mod tests {
 
     #[test]
     fn bad_webhook_flags_are_rejected_naming_the_flag() {
-        let _env = Env::with(&[]);
+        if !run_here_with("bad_webhook_flags_are_rejected_naming_the_flag", &[]) {
+            return;
+        }
         for (args, flag) in [
             (
                 &[

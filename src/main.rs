@@ -1,6 +1,9 @@
 //! The `tfjob-operator` binary: command line and process lifecycle only; everything testable
 //! lives in the library.
 
+// No `unsafe` anywhere in the crate: a test (tests/security.rs) also scans src/ and tests/.
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

@@ -1,6 +1,9 @@
 //! `tfjob-sim-kubelet`: runs the simulated kubelet (see `tfjob_operator::sim_kubelet`) against a
 //! cluster without real nodes, such as the one `hack/control-plane.sh start` brings up.
 
+// No `unsafe` anywhere in the crate: a test (tests/security.rs) also scans src/ and tests/.
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
