@@ -128,6 +128,15 @@ pub enum Published {
     NoConfiguration,
 }
 
+/// One webhook configuration to keep trusting this replica's CA.
+struct Target<'a> {
+    resource: ApiResource,
+    kind: &'static str,
+    name: &'a str,
+    /// Absent or unreadable is fine (the defaulting webhook's configuration).
+    optional: bool,
+}
+
 /// Writes this replica's CA into the named webhook configurations.
 #[derive(Clone)]
 pub struct CaBundlePublisher {
@@ -152,27 +161,23 @@ impl CaBundlePublisher {
         instance: &str,
         now: i64,
     ) -> Result<Published, CaBundleError> {
-        let validating = ApiResource::erase::<ValidatingWebhookConfiguration>(&());
-        let mutating = ApiResource::erase::<MutatingWebhookConfiguration>(&());
+        let validating = Target {
+            resource: ApiResource::erase::<ValidatingWebhookConfiguration>(&()),
+            kind: "ValidatingWebhookConfiguration",
+            name: &self.validating,
+            optional: false,
+        };
+        let mutating = Target {
+            resource: ApiResource::erase::<MutatingWebhookConfiguration>(&()),
+            kind: "MutatingWebhookConfiguration",
+            name: &self.mutating,
+            optional: true,
+        };
         let found = self
-            .publish_to(
-                &validating,
-                "ValidatingWebhookConfiguration",
-                &self.validating,
-                own_ca_pem,
-                instance,
-                now,
-            )
+            .publish_to(&validating, own_ca_pem, instance, now)
             .await?;
-        self.publish_to(
-            &mutating,
-            "MutatingWebhookConfiguration",
-            &self.mutating,
-            own_ca_pem,
-            instance,
-            now,
-        )
-        .await?;
+        self.publish_to(&mutating, own_ca_pem, instance, now)
+            .await?;
         Ok(if found {
             Published::Trusted
         } else {
@@ -183,18 +188,23 @@ impl CaBundlePublisher {
     /// Returns whether the configuration exists.
     async fn publish_to(
         &self,
-        resource: &ApiResource,
-        kind: &'static str,
-        name: &str,
+        target: &Target<'_>,
         own_ca_pem: &str,
         instance: &str,
         now: i64,
     ) -> Result<bool, CaBundleError> {
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), resource);
+        let (kind, name) = (target.kind, target.name);
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &target.resource);
         for _ in 0..CONFLICT_ATTEMPTS {
             let config = match api.get_opt(name).await {
                 Ok(Some(config)) => config,
                 Ok(None) => return Ok(false),
+                // The defaulting configuration is optional, and so is the right to read it: the
+                // chart grants it only with the defaulting webhook enabled.
+                Err(kube::Error::Api(status)) if target.optional && status.code == 403 => {
+                    tracing::debug!(kind, name, "not allowed to read; not managing it");
+                    return Ok(false);
+                }
                 Err(source) => {
                     return Err(CaBundleError::Read {
                         kind,

@@ -13,6 +13,7 @@ pub const TREES: &[&str] = &[
     "deploy/kustomize/overlays/cluster-wide",
     "deploy/kustomize/overlays/single-namespace",
     "deploy/kustomize/overlays/leader-election",
+    "deploy/kustomize/overlays/webhook",
 ];
 
 /// `kubectl kustomize DIR` as YAML; Err with kubectl's message when the build fails.
