@@ -311,9 +311,13 @@ mod tests {
     }
 
     async fn start(settings: WebhookSettings) -> Running {
+        start_with(settings, None).await
+    }
+
+    async fn start_with(settings: WebhookSettings, client: Option<Client>) -> Running {
         let readiness = Readiness::new();
         readiness.set_caches_synced(true);
-        let webhook = Webhook::start(settings, None, readiness.clone())
+        let webhook = Webhook::start(settings, client, readiness.clone())
             .await
             .unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -425,15 +429,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn serving_certificates_rotate_before_expiry_without_failed_requests() {
-        // Two-second certificates replaced one second before they expire: over three seconds a
+    async fn serving_certificates_rotate_before_expiry_even_with_a_hanging_apiserver() {
+        // Three-second certificates replaced two seconds before they expire (a new one about
+        // every second, with two seconds of slack for a busy machine): over four seconds a
         // broken rotation would serve an expired certificate, which the client refuses.
-        let running = start(self_signed(Duration::from_secs(2), Duration::from_secs(1))).await;
+        // The "apiserver" accepts connections and never answers: publishing the CA hangs, and
+        // rotation must not wait for it.
+        let hanging = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", hanging.local_addr().unwrap());
+        let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+        let running = start_with(
+            self_signed(Duration::from_secs(3), Duration::from_secs(2)),
+            Some(client),
+        )
+        .await;
         let (addr, ca) = (running.addr, running.ca_pem.clone().unwrap());
         let mut served = BTreeSet::new();
         let started = Instant::now();
         let mut requests = 0;
-        while started.elapsed() < Duration::from_secs(3) {
+        while started.elapsed() < Duration::from_secs(4) {
             let reply = request(addr, &ca, "POST", VALIDATE_PATH, REVIEW.as_bytes())
                 .await
                 .unwrap_or_else(|e| panic!("request {requests} failed: {e}"));
@@ -442,8 +456,14 @@ mod tests {
             requests += 1;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(served.len() >= 3, "{} certificates in 3 s", served.len());
+        assert!(served.len() >= 3, "{} certificates in 4 s", served.len());
+        assert_eq!(
+            running.readiness.check(),
+            Err("webhook certificate not ready"),
+            "the CA never reached a webhook configuration"
+        );
         running.stop().await;
+        drop(hanging);
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures::FutureExt;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tracing::{info, warn};
@@ -54,26 +55,32 @@ pub(super) struct SelfSigned {
 
 impl SelfSigned {
     /// Rotates and publishes until `shutdown` completes. The first certificate must already be
-    /// served (see [`serve`]).
+    /// served (see [`serve`]). The two run side by side so that a slow or unreachable apiserver
+    /// never delays a rotation.
     pub async fn run(
         self,
         cert: Arc<ServingCert>,
         readiness: Readiness,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
+        let shutdown = shutdown.shared();
+        futures::join!(
+            self.rotate(&cert, shutdown.clone()),
+            self.publish(&readiness, shutdown)
+        );
+    }
+
+    /// Re-issues the serving certificate `rotate_before` its expiry, until `shutdown`.
+    async fn rotate(&self, cert: &ServingCert, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut rotate_at = self.rotation_time(cert.not_after());
-        let mut publish_at = SystemTime::now();
-        let mut trusted = self.publisher.is_none();
-        readiness.set_webhook_ready(trusted);
-        let mut reported_missing = false;
         loop {
             let now = SystemTime::now();
             if now >= rotate_at {
                 rotate_at = match self
                     .ca
                     .issue(&self.names, self.validity, now)
-                    .and_then(|pair| serve(&cert, &pair).map(|()| pair))
+                    .and_then(|pair| serve(cert, &pair).map(|()| pair))
                 {
                     Ok(pair) => {
                         info!(
@@ -88,42 +95,61 @@ impl SelfSigned {
                     }
                 };
             }
-            if let Some(publisher) = &self.publisher
-                && now >= publish_at
-            {
-                publish_at = match publisher
-                    .publish(self.ca.pem(), &self.instance, unix_seconds(now))
-                    .await
-                {
-                    Ok(published) => {
-                        if published == Published::NoConfiguration && !reported_missing {
-                            warn!(
-                                "the validating webhook configuration does not exist yet; nothing calls this webhook until it does"
-                            );
-                        }
-                        reported_missing = published == Published::NoConfiguration;
-                        if !trusted {
-                            trusted = true;
-                            readiness.set_webhook_ready(true);
-                        }
-                        now + self.resync_interval
-                    }
-                    Err(err) => {
-                        // Once trusted, a failed re-check does not make the replica unready:
-                        // the bundle most likely still holds the CA.
-                        warn!(error = %err, "cannot publish the webhook CA; retrying");
-                        now + RETRY
-                    }
-                };
-            }
-            let next = if self.publisher.is_some() {
-                rotate_at.min(publish_at)
-            } else {
-                rotate_at
-            };
-            let wait = next
+            let wait = rotate_at
                 .duration_since(SystemTime::now())
                 .unwrap_or(Duration::ZERO);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = &mut shutdown => return,
+            }
+        }
+    }
+
+    /// Keeps the CA in the webhook configurations, every `resync_interval`, until `shutdown`;
+    /// reports ready once it is there. Without a publisher the caller distributes the CA.
+    async fn publish(
+        &self,
+        readiness: &Readiness,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let Some(publisher) = &self.publisher else {
+            readiness.set_webhook_ready(true);
+            return;
+        };
+        tokio::pin!(shutdown);
+        let mut trusted = false;
+        let mut reported_missing = false;
+        loop {
+            let attempt = publisher.publish(
+                self.ca.pem(),
+                &self.instance,
+                unix_seconds(SystemTime::now()),
+            );
+            let result = tokio::select! {
+                result = attempt => result,
+                () = &mut shutdown => return,
+            };
+            let wait = match result {
+                Ok(published) => {
+                    if published == Published::NoConfiguration && !reported_missing {
+                        warn!(
+                            "the validating webhook configuration does not exist yet; nothing calls this webhook until it does"
+                        );
+                    }
+                    reported_missing = published == Published::NoConfiguration;
+                    if !trusted {
+                        trusted = true;
+                        readiness.set_webhook_ready(true);
+                    }
+                    self.resync_interval
+                }
+                Err(err) => {
+                    // Once trusted, a failed re-check does not make the replica unready: the
+                    // bundle most likely still holds the CA.
+                    warn!(error = %err, "cannot publish the webhook CA; retrying");
+                    RETRY
+                }
+            };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = &mut shutdown => return,
