@@ -3,7 +3,8 @@
 //!
 //! * Validating (`/validate-kubeflow-org-v1-tfjob`): CREATE runs [`crate::api::validate`],
 //!   UPDATE runs [`crate::api::validate_update`] (which adds the immutability of
-//!   `runPolicy.managedBy` and `schedulingPolicy.queue`). A denial carries every problem in
+//!   `runPolicy.managedBy` and `schedulingPolicy.queue`), minus the problems the stored object
+//!   already had unchanged ("ratcheting"). A denial carries every problem in
 //!   Kubernetes' aggregate format as `status.message`, code 403 and reason `Forbidden` — what
 //!   upstream's controller-runtime webhook returns — so `kubectl` prints
 //!   `admission webhook "validator.tfjob.training-operator.kubeflow.org" denied the request:
@@ -124,7 +125,7 @@ fn validate_request(
     };
     let result = match (request.operation.clone(), request.old_object.as_ref()) {
         (Operation::Update, Some(old)) => match decode(old) {
-            Ok(old) => validate_update(&old, &new),
+            Ok(old) => ratchet(validate_update(&old, &new), &validate(&old)),
             // An old object this version cannot read (stored before a schema change) can only
             // be compared field by field, which is what decoding failed at; check the new one.
             Err(_) => validate(&new),
@@ -170,6 +171,29 @@ fn mutate_request(
     // Serialising a json_patch::Patch cannot fail (plain strings and JSON values); if it ever
     // did, admitting the object unchanged is correct: the operator normalises in memory anyway.
     Ok(allowed.clone().with_patch(patch).unwrap_or(allowed))
+}
+
+/// Drops from an UPDATE's problems those the stored object already had, unchanged: an object
+/// created before the webhook (or before a rule) can still get labels, lose finalizers or be
+/// fixed one field at a time, while anything the update introduces or alters is refused. This
+/// is Kubernetes' own "validation ratcheting" for CRDs (1.28+).
+fn ratchet(
+    update: Result<(), ValidationError>,
+    old: &Result<(), ValidationError>,
+) -> Result<(), ValidationError> {
+    let (Err(update), Err(old)) = (update.clone(), old) else {
+        return update;
+    };
+    let errors: Vec<FieldError> = update
+        .errors
+        .into_iter()
+        .filter(|e| !old.errors.contains(e))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationError { errors })
+    }
 }
 
 /// A denial message when the request is not for `kubeflow.org/v1` TFJobs (a misconfigured rule).
@@ -370,6 +394,51 @@ mod tests {
         // The same change on CREATE has nothing to compare with.
         let response = answer(Endpoint::Validate, &review_body("CREATE", new, None));
         assert_eq!(response["allowed"], true, "{response}");
+    }
+
+    #[test]
+    fn an_update_is_refused_only_for_problems_it_introduces_or_changes() {
+        // Stored before the webhook existed: a negative replica count and two chiefs.
+        let template = json!({"spec": {"containers": [{"name": "tensorflow", "image": "tf"}]}});
+        let old = job(json!({"spec": {"tfReplicaSpecs": {
+            "Worker": {"replicas": -1},
+            "Chief": {"template": template}, "Master": {"template": template}}}}));
+        let review = |new: Value| {
+            answer(
+                Endpoint::Validate,
+                &review_body("UPDATE", new, Some(old.clone())),
+            )
+        };
+
+        // A label, or a finalizer removed: the old problems alone do not block it.
+        let mut labelled = old.clone();
+        labelled["metadata"]["labels"] = json!({"team": "a"});
+        assert_eq!(review(labelled)["allowed"], true);
+
+        // Changing the bad value to another bad value is refused, for that field only.
+        let mut changed = old.clone();
+        changed["spec"]["tfReplicaSpecs"]["Worker"]["replicas"] = json!(-2);
+        let response = review(changed);
+        assert_eq!(response["allowed"], false);
+        assert_eq!(
+            response["status"]["message"],
+            "spec.tfReplicaSpecs[Worker].replicas: Invalid value: -2: must be greater than or \
+             equal to 0"
+        );
+
+        // A new problem is refused alone; fixing the old ones is allowed.
+        let mut worse = old.clone();
+        worse["spec"]["successPolicy"] = json!("Sometimes");
+        assert_eq!(
+            review(worse)["status"]["message"],
+            r#"spec.successPolicy: Unsupported value: "Sometimes": supported values: "", "AllWorkers""#
+        );
+        let mut fixed = old.clone();
+        json_patch::merge(
+            &mut fixed,
+            &json!({"spec": {"tfReplicaSpecs": {"Worker": {"replicas": 1}, "Master": null}}}),
+        );
+        assert_eq!(review(fixed)["allowed"], true);
     }
 
     #[test]
