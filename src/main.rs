@@ -50,10 +50,17 @@ fn main() -> ExitCode {
 }
 
 fn print_crd() -> ExitCode {
+    use std::io::Write;
     match tfjob_operator::api::crd::tfjob_crd_yaml() {
         Ok(yaml) => {
-            print!("{yaml}");
-            ExitCode::SUCCESS
+            // `tfjob-operator crd | head` closes the pipe early: that is not an error.
+            match std::io::stdout().write_all(yaml.as_bytes()) {
+                Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("error: cannot write the CRD: {err}");
+                    ExitCode::FAILURE
+                }
+                _ => ExitCode::SUCCESS,
+            }
         }
         Err(err) => {
             eprintln!("error: cannot render the CRD as YAML: {err}");
@@ -127,7 +134,19 @@ async fn operate(args: RunArgs) -> Result<ExitCode, String> {
     .await
     .map_err(|e| e.to_string())?;
     info!(metrics = ?server.metrics_addr(), probes = ?server.probe_addr(), "serving metrics and health probes");
-    let server_task = tokio::spawn(server.serve(stopped(stop_rx.clone())));
+    // The metrics and probe server outlives the controller: while reconciles drain after a stop
+    // signal, /readyz answers 503 "shutting down" and /metrics can still be scraped.
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let server_task = tokio::spawn(server.serve(async move {
+        let _ = drained_rx.await;
+    }));
+    tokio::spawn({
+        let (readiness, stop_rx) = (readiness.clone(), stop_rx.clone());
+        async move {
+            stopped(stop_rx).await;
+            readiness.set_shutting_down();
+        }
+    });
     // The webhook serves on every replica, leader or not: the apiserver calls any ready one.
     let webhook_task = start_webhook(&args, &client, &readiness, stopped(stop_rx.clone())).await?;
 
@@ -153,6 +172,7 @@ async fn operate(args: RunArgs) -> Result<ExitCode, String> {
             _ = stopped(stop_rx.clone()) => {
                 info!("stopping before becoming leader");
                 let _ = handle.release().await;
+                let _ = drained_tx.send(());
                 let _ = server_task.await;
                 if let Some(task) = webhook_task {
                     let _ = task.await;
@@ -219,6 +239,7 @@ async fn operate(args: RunArgs) -> Result<ExitCode, String> {
             warn!("cannot release the leader lease: {err}");
         }
     }
+    let _ = drained_tx.send(());
     let _ = server_task.await;
     if let Some(task) = webhook_task {
         let _ = task.await;
