@@ -22,6 +22,23 @@ step "Helm and kustomize for the deploy/ tests (hack/helm/venv.sh; kubectl kusto
 hack/helm/venv.sh >/dev/null
 require_cmd kubectl "install kubectl 1.27 or newer (its embedded kustomize builds deploy/kustomize) and run this again."
 
+step "cargo-deny (licences, bans, sources of every dependency; see deny.toml)"
+# Built from crates.io once into the cache (about 7 CPU-minutes, ~4 minutes on an idle 2-core
+# machine), then reused. Advisories need the RustSec database from GitHub, which is not
+# reachable from this project's machines, so that check is not run here.
+CARGO_DENY_VERSION=0.20.2
+CARGO_DENY_ROOT=${TFJOB_CACHE_DIR:-$HOME/.cache/tfjob-operator}/cargo-deny
+CARGO_DENY="$CARGO_DENY_ROOT/bin/cargo-deny"
+if [[ ! -x $CARGO_DENY ]] || [[ $("$CARGO_DENY" --version 2>/dev/null) != "cargo-deny $CARGO_DENY_VERSION" ]]; then
+    log "installing cargo-deny $CARGO_DENY_VERSION into $CARGO_DENY_ROOT (once)"
+    deny_started=$(now_ms)
+    cargo install --quiet --locked --force cargo-deny --version "$CARGO_DENY_VERSION" --root "$CARGO_DENY_ROOT" ||
+        die "cargo install cargo-deny failed (see above)." "Check access to crates.io and run this again."
+    log "cargo-deny installed in $(elapsed_since "$deny_started")"
+fi
+"$CARGO_DENY" --locked check licenses bans sources ||
+    die "cargo deny found a dependency problem (above)." "Fix it, or change deny.toml if the dependency is acceptable."
+
 step "formatting (cargo fmt --check)"
 cargo fmt --all -- --check || die "code is not formatted." "run: cargo fmt"
 
