@@ -14,6 +14,7 @@ use super::constants::{
 };
 use super::policy::{CleanPodPolicy, RestartPolicy, SuccessPolicy};
 use super::replica_type::ReplicaType;
+use super::template::CompactTemplate;
 use super::types::{ReplicaSpec, SchedulingPolicy, TFJob, TFJobSpec};
 use super::validation::{ValidationError, validate};
 
@@ -22,8 +23,9 @@ use super::validation::{ValidationError, validate};
 pub struct EffectiveReplica {
     pub replicas: i32,
     pub restart_policy: RestartPolicy,
-    /// The template with the `tfjob-port` added to the `tensorflow` container when missing.
-    pub template: PodTemplateSpec,
+    /// The template with the `tfjob-port` added to the `tensorflow` container when missing,
+    /// kept compact: `template.get()` decodes it (only building children needs it).
+    pub template: CompactTemplate,
     /// `containerPort` of the `tfjob-port` port of the `tensorflow` container.
     pub port: i32,
 }
@@ -54,13 +56,21 @@ impl EffectiveSpec {
     /// skipped here rather than trusted, so this never panics.
     fn defaulted(spec: &TFJobSpec) -> EffectiveSpec {
         let policy = spec.run_policy.clone().unwrap_or_default();
-        let replicas = spec
+        let mut replicas: BTreeMap<ReplicaType, EffectiveReplica> = spec
             .tf_replica_specs
             .iter()
             .filter_map(|(key, replica)| {
                 Some((ReplicaType::from_key(key)?, default_replica(replica)))
             })
             .collect();
+        // Replica types usually share one template: keep its text once.
+        let mut seen: Vec<CompactTemplate> = Vec::new();
+        for replica in replicas.values_mut() {
+            match seen.iter().find(|t| **t == replica.template) {
+                Some(shared) => replica.template.dedup(shared),
+                None => seen.push(replica.template.clone()),
+            }
+        }
         let legacy_clean = CleanPodPolicy::parse(spec.clean_pod_policy.as_deref()).flatten();
         let clean_pod_policy = CleanPodPolicy::parse(policy.clean_pod_policy.as_deref())
             .flatten()
@@ -115,7 +125,7 @@ fn default_replica(replica: &ReplicaSpec) -> EffectiveReplica {
     EffectiveReplica {
         replicas: replica.replicas.unwrap_or(1),
         restart_policy: RestartPolicy::parse(replica.restart_policy.as_deref()).unwrap_or_default(),
-        template,
+        template: CompactTemplate::new(&template),
         port,
     }
 }
@@ -212,7 +222,7 @@ spec:
         let spec = resolve(MINIMAL);
         let worker = &spec.replicas[&ReplicaType::Worker];
         assert_eq!(worker.port, 2222);
-        let ports = worker.template.spec.as_ref().unwrap().containers[0]
+        let ports = worker.template.get().spec.unwrap().containers[0]
             .ports
             .clone()
             .unwrap();
@@ -245,7 +255,7 @@ spec:
         );
         let ps = &spec.replicas[&ReplicaType::PS];
         assert_eq!(ps.port, 3333);
-        let containers = &ps.template.spec.as_ref().unwrap().containers;
+        let containers = &ps.template.get().spec.unwrap().containers;
         assert_eq!(
             containers[0].ports, None,
             "only the tensorflow container gets the port"

@@ -7,12 +7,14 @@ pub mod effective;
 pub mod podgroup;
 pub mod policy;
 pub mod replica_type;
+pub mod template;
 pub mod types;
 pub mod validation;
 
 pub use effective::{EffectiveReplica, EffectiveSpec, is_managed_by_this_operator};
 pub use policy::{CleanPodPolicy, RestartPolicy, SuccessPolicy};
 pub use replica_type::ReplicaType;
+pub use template::CompactTemplate;
 pub use types::{
     JobCondition, JobStatus, ReplicaSpec, ReplicaStatus, RunPolicy, SchedulingPolicy, TFJob,
     TFJobSpec,

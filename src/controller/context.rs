@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use kube::Client;
 use kube::api::ApiResource;
-use kube_runtime::events::{Recorder, Reporter};
 
+use super::events::EventRecorder;
 use super::index::ChildIndex;
 use crate::api::JobStatus;
 use crate::api::constants::CONTROLLER_NAME;
@@ -19,7 +19,7 @@ use crate::reconcile::observe::{PodFacts, PodGroupFacts, ServiceFacts};
 /// Shared state of the controller.
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    pub recorder: EventRecorder,
     pub metrics: Metrics,
     pub pods: Arc<ChildIndex<PodFacts>>,
     pub services: Arc<ChildIndex<ServiceFacts>>,
@@ -43,12 +43,8 @@ impl Context {
         plan_config: PlanConfig,
         instance: String,
     ) -> Self {
-        let reporter = Reporter {
-            controller: CONTROLLER_NAME.into(),
-            instance: Some(instance),
-        };
         Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: EventRecorder::new(client.clone(), CONTROLLER_NAME, &instance),
             client,
             metrics,
             pods: Default::default(),

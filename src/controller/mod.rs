@@ -6,7 +6,9 @@
 //! create them again; so the controller starts only once they have synced.
 
 pub mod apply;
+pub mod cache;
 pub mod context;
+pub mod events;
 pub mod index;
 pub mod merge_patch;
 pub mod reconciler;
@@ -22,7 +24,6 @@ use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::{Client, ResourceExt};
 use kube_runtime::controller::{self, Controller};
-use kube_runtime::events::{Recorder, Reporter};
 use kube_runtime::reflector::{self, ObjectRef, Store};
 use kube_runtime::{WatchStreamExt, watcher};
 use tokio::sync::mpsc;
@@ -32,7 +33,7 @@ use self::context::{Context, PriorityClasses};
 use self::index::{ChildFacts, ChildIndex};
 use self::reconciler::{Object, error_policy, reconcile};
 use crate::api::TFJob;
-use crate::api::constants::{CONTROLLER_NAME, operator_selector};
+use crate::api::constants::operator_selector;
 use crate::api::podgroup::GangScheduler;
 use crate::ops::{Metrics, Readiness};
 use crate::reconcile::PlanConfig;
@@ -318,7 +319,6 @@ fn scope_controller(
         writer,
         watcher(jobs, job_config)
             .default_backoff()
-            .modify(trim_job)
             .inspect_err(move |error| {
                 job_metrics.watch_restarted("tfjobs");
                 warn!(%error, "TFJob watch failed; retrying");
@@ -342,23 +342,17 @@ fn scope_controller(
     })
     .boxed();
 
-    let reporter = Reporter {
-        controller: CONTROLLER_NAME.into(),
-        instance: Some(settings.instance.clone()),
-    };
     let ctx = Arc::new(Context {
-        client: client.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
-        metrics: metrics.clone(),
         pods: pod_index.clone(),
         services: service_index.clone(),
         pod_groups,
         priority_classes,
-        plan_config: settings.plan.clone(),
-        statuses: Default::default(),
-        backoff: Default::default(),
-        announced: Default::default(),
-        undecodable: Default::default(),
+        ..Context::new(
+            client.clone(),
+            metrics.clone(),
+            settings.plan.clone(),
+            settings.instance.clone(),
+        )
     });
     let concurrency = settings.concurrency;
     let reader = store.clone();
@@ -442,17 +436,6 @@ fn tokio_stream_of<T: Send + 'static>(
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-/// Drops what the operator never reads before caching: managedFields and the last-applied
-/// annotation often make up half of an object.
-fn trim_job(object: &mut Object) {
-    if let Ok(job) = &mut object.0 {
-        job.metadata.managed_fields = None;
-        if let Some(annotations) = job.metadata.annotations.as_mut() {
-            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-        }
-    }
-}
-
 /// `(namespace, state)` of every cached job for the jobs-per-state gauge.
 fn job_states(stores: Vec<Store<Object>>) -> impl Fn() -> Vec<(String, String)> + Send + Sync {
     move || {
@@ -461,7 +444,8 @@ fn job_states(stores: Vec<Store<Object>>) -> impl Fn() -> Vec<(String, String)> 
             .flat_map(|store| store.state())
             .map(|object| {
                 let state = match &object.0 {
-                    Ok(job) => job
+                    Ok(cached) => cached
+                        .job
                         .status
                         .as_ref()
                         .and_then(|s| s.conditions.last())

@@ -18,10 +18,11 @@ use kube_runtime::events::{Event, EventType};
 use tracing::{debug, instrument, warn};
 
 use super::apply::{ApplyError, apply};
+use super::cache::CachedJob;
 use super::context::Context;
 use crate::api::TFJob;
 use crate::reconcile::conditions::reason;
-use crate::reconcile::{Observed, messages, plan};
+use crate::reconcile::{Observed, messages, plan_resolved};
 
 /// Why a reconcile failed; it is retried with per-job exponential back-off.
 #[derive(Debug, thiserror::Error)]
@@ -42,15 +43,16 @@ impl ReconcileError {
     }
 }
 
-pub type Object = DeserializeGuard<TFJob>;
+pub type Object = DeserializeGuard<CachedJob>;
 
 #[instrument(skip_all, fields(namespace = %object.namespace().unwrap_or_default(), name = %object.name_any()))]
 pub async fn reconcile(object: Arc<Object>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let _timer = ctx.metrics.reconcile_timer();
-    let job = match &object.0 {
-        Ok(job) => job,
+    let cached = match &object.0 {
+        Ok(cached) => cached,
         Err(invalid) => return mark_undecodable(invalid, &ctx).await,
     };
+    let job = &cached.job;
     let key = (job.namespace().unwrap_or_default(), job.name_any());
     let uid = job.uid();
 
@@ -89,7 +91,13 @@ pub async fn reconcile(object: Arc<Object>, ctx: Arc<Context>) -> Result<Action,
         pod_group: pod_group.as_ref(),
         priority_classes: priority_classes.as_ref(),
     };
-    let plan = plan(&job, &observed, Timestamp::now(), &ctx.plan_config);
+    let plan = plan_resolved(
+        &job,
+        &cached.spec,
+        &observed,
+        Timestamp::now(),
+        &ctx.plan_config,
+    );
     let action = match plan.requeue_after {
         Some(after) => Action::requeue(after),
         None => Action::await_change(),

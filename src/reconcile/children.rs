@@ -84,8 +84,8 @@ impl Builder<'_> {
     /// The pod of replica `index` of `replica_type`, ready to create.
     pub fn pod(&self, replica_type: ReplicaType, index: i32) -> Pod {
         let replica = &self.spec.replicas[&replica_type];
-        let template = &replica.template;
-        let template_meta = template.metadata.clone().unwrap_or_default();
+        let template = replica.template.get();
+        let template_meta = template.metadata.unwrap_or_default();
         let mut labels = template_meta.labels.unwrap_or_default();
         labels.extend(self.replica_labels(replica_type, index));
         if self.is_master_role(replica_type, index) {
@@ -93,7 +93,7 @@ impl Builder<'_> {
         }
         let name = child_name(&self.job.name_any(), replica_type, index);
 
-        let mut spec: PodSpec = template.spec.clone().unwrap_or_default();
+        let mut spec: PodSpec = template.spec.unwrap_or_default();
         spec.restart_policy = Some(replica.restart_policy.pod_restart_policy().into());
         let mut annotations = template_meta.annotations;
         if let Some(gang) = self.gang {
@@ -159,6 +159,7 @@ impl Builder<'_> {
         let replica = &self.spec.replicas[&replica_type];
         let ports = replica
             .template
+            .get()
             .spec
             .as_ref()
             .and_then(|s| {

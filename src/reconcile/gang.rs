@@ -184,11 +184,11 @@ pub fn min_resources(
         .map(|(t, r)| {
             let class = r
                 .template
+                .get()
                 .spec
-                .as_ref()
-                .and_then(|s| s.priority_class_name.as_deref())
-                .unwrap_or("");
-            (*t, priorities.get(class).copied().unwrap_or(0))
+                .and_then(|s| s.priority_class_name)
+                .unwrap_or_default();
+            (*t, priorities.get(&class).copied().unwrap_or(0))
         })
         .collect();
     types.sort_by_key(|(t, priority)| (std::cmp::Reverse(*priority), *t));
@@ -197,7 +197,7 @@ pub fn min_resources(
     let mut counted = 0;
     'types: for (replica_type, _) in types {
         let replica = &spec.replicas[&replica_type];
-        let pod = pod_resources(&replica.template);
+        let pod = pod_resources(&replica.template.get());
         for _ in 0..replica.replicas {
             if counted >= min_member {
                 break 'types;

@@ -14,6 +14,7 @@ pub mod tf_config;
 
 pub use children::ServiceMode;
 pub use gang::PodGroupAction;
+pub use plan::plan_resolved;
 pub use plan::{ChildRef, JobCounter, JobEvent, Observed, Plan, PlanConfig, PodWarning, plan};
 
 #[cfg(test)]

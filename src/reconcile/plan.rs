@@ -119,8 +119,22 @@ impl Plan {
 
 /// Plans one reconcile of `job` given what was observed of its children, at time `now`.
 pub fn plan(job: &TFJob, observed: &Observed<'_>, now: Timestamp, config: &PlanConfig) -> Plan {
+    plan_resolved(job, &EffectiveSpec::resolve(job), observed, now, config)
+}
+
+/// [`plan`] with the job's spec already validated and defaulted. The operator resolves each
+/// version of a job once, when it caches it, and caches the job without its pod templates
+/// (`spec` holds them), so planning a pass that changes nothing copies no template.
+pub fn plan_resolved(
+    job: &TFJob,
+    spec: &Result<EffectiveSpec, ValidationError>,
+    observed: &Observed<'_>,
+    now: Timestamp,
+    config: &PlanConfig,
+) -> Plan {
     let mut planner = Planner {
         job,
+        spec,
         name: job.name_any(),
         namespace: job.namespace().unwrap_or_default(),
         now,
@@ -143,6 +157,8 @@ pub fn plan(job: &TFJob, observed: &Observed<'_>, now: Timestamp, config: &PlanC
 /// The state of one planning pass.
 pub(super) struct Planner<'a> {
     pub job: &'a TFJob,
+    /// The job's spec, validated and defaulted.
+    pub spec: &'a Result<EffectiveSpec, ValidationError>,
     pub name: String,
     pub namespace: String,
     pub now: Timestamp,
@@ -170,38 +186,39 @@ impl<'a> Planner<'a> {
             return; // Being deleted (garbage collection cleans up), or Kueue's job.
         }
         self.ensure_created();
-        let spec = match EffectiveSpec::resolve(self.job) {
+        let resolved: &'a Result<EffectiveSpec, ValidationError> = self.spec;
+        let spec = match resolved {
             Ok(spec) => spec,
-            Err(error) => return self.fail_validation(&error),
+            Err(error) => return self.fail_validation(error),
         };
         if conditions::is_finished(&self.status.conditions) {
-            return self.finished(&spec);
+            return self.finished(spec);
         }
         if spec.suspend {
             return self.suspend();
         }
         self.resume_if_suspended();
 
-        if let Some(limit) = self.limit_reached(&spec) {
-            return self.fail_for_limit(&spec, limit);
+        if let Some(limit) = self.limit_reached(spec) {
+            return self.fail_for_limit(spec, limit);
         }
-        if self.sync_pod_group(&spec) {
+        if self.sync_pod_group(spec) {
             return; // Volcano has not admitted the PodGroup yet: no pods.
         }
-        let outcome = self.reconcile_replicas(&spec);
+        let outcome = self.reconcile_replicas(spec);
         if let Some(limit) = outcome.limit {
-            return self.fail_for_limit(&spec, limit);
+            return self.fail_for_limit(spec, limit);
         }
-        self.update_status(&spec, &outcome);
+        self.update_status(spec, &outcome);
         if conditions::is_finished(&self.status.conditions) {
             // Decided in this pass: nothing more to start or restart; clean up right away.
             self.plan.create_pods.clear();
             self.plan.create_services.clear();
             self.plan.delete_pods.clear();
             self.plan.delete_services.clear();
-            return self.finished(&spec);
+            return self.finished(spec);
         }
-        self.arm_deadline_timer(&spec);
+        self.arm_deadline_timer(spec);
     }
 
     /// The children's builder for this job.

@@ -148,9 +148,9 @@ impl Planner<'_> {
         let template_sets_restart_policy = to_create.iter().any(|(t, _)| {
             spec.replicas[t]
                 .template
+                .get()
                 .spec
-                .as_ref()
-                .is_some_and(|s| s.restart_policy.as_deref().is_some_and(|p| !p.is_empty()))
+                .is_some_and(|s| s.restart_policy.is_some_and(|p| !p.is_empty()))
         });
         let pods: Vec<_> = {
             let builder = self.builder(spec);
@@ -167,9 +167,9 @@ impl Planner<'_> {
         if let Some(gang) = &self.config.gang {
             let foreign_scheduler = spec.replicas.values().any(|r| {
                 r.template
+                    .get()
                     .spec
-                    .as_ref()
-                    .and_then(|s| s.scheduler_name.as_deref())
+                    .and_then(|s| s.scheduler_name)
                     .is_some_and(|name| !name.is_empty() && name != gang.scheduler_name())
             });
             if foreign_scheduler {
