@@ -148,7 +148,13 @@ async fn operate(args: RunArgs) -> Result<ExitCode, String> {
         }
     });
     // The webhook serves on every replica, leader or not: the apiserver calls any ready one.
-    let webhook_task = start_webhook(&args, &client, &readiness, stopped(stop_rx.clone())).await?;
+    // Like /readyz it outlives the controller, so calls routed here before the endpoint is
+    // removed (readiness says "shutting down") are still answered.
+    let (webhook_stop_tx, webhook_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let webhook_task = start_webhook(&args, &client, &readiness, async move {
+        let _ = webhook_stop_rx.await;
+    })
+    .await?;
 
     let leader = if args.leader_elect {
         readiness.set_leader_state(LeaderState::Standby);
@@ -173,6 +179,7 @@ async fn operate(args: RunArgs) -> Result<ExitCode, String> {
                 info!("stopping before becoming leader");
                 let _ = handle.release().await;
                 let _ = drained_tx.send(());
+                let _ = webhook_stop_tx.send(());
                 let _ = server_task.await;
                 if let Some(task) = webhook_task {
                     let _ = task.await;
@@ -240,6 +247,7 @@ async fn operate(args: RunArgs) -> Result<ExitCode, String> {
         }
     }
     let _ = drained_tx.send(());
+    let _ = webhook_stop_tx.send(());
     let _ = server_task.await;
     if let Some(task) = webhook_task {
         let _ = task.await;

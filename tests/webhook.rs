@@ -908,3 +908,79 @@ async fn the_deployed_rbac_is_all_the_self_signed_mode_needs() {
     configs.delete(&ctx).await;
     ctx.teardown().await;
 }
+
+/// A free loopback port (bound and released; the race with other processes is harmless here).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_binary_serves_the_webhook_from_its_flags() {
+    let ctx = TestContext::new("webhook-binary").await;
+    let configs = Configs::named();
+    let (port, probes) = (free_port(), free_port());
+    configs.create(&ctx, port, "Fail", false).await;
+    let mut operator = tokio::process::Command::new(env!("CARGO_BIN_EXE_tfjob-operator"))
+        .args([
+            &format!("--namespace={}", ctx.namespace),
+            "--metrics-bind-address=0",
+            &format!("--health-probe-bind-address=127.0.0.1:{probes}"),
+            "--webhook-enabled",
+            &format!("--webhook-server-port={port}"),
+            "--webhook-cert-extra-sans=127.0.0.1",
+            &format!("--validating-webhook-config-name={}", configs.validating),
+            &format!("--mutating-webhook-config-name={}", configs.mutating),
+        ])
+        .env("KUBECONFIG", &control_plane().kubeconfig)
+        .env("POD_NAME", "operator-binary")
+        .env("POD_NAMESPACE", "default")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the operator binary");
+
+    // It publishes its CA, the apiserver calls it, and only then is it ready.
+    await_enforced(&ctx).await;
+    let output = apply(&ctx, &two_chiefs("chiefs")).await;
+    assert_eq!(output.stderr, denied_create(TWO_CHIEFS));
+    wait_for(secs(10), "/readyz to answer 200", || async {
+        let mut stream = TcpStream::connect(("127.0.0.1", probes))
+            .await
+            .map_err(|e| e.to_string())?;
+        stream
+            .write_all(b"GET /readyz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut reply = String::new();
+        stream
+            .read_to_string(&mut reply)
+            .await
+            .map_err(|e| e.to_string())?;
+        if reply.starts_with("HTTP/1.1 200") {
+            Ok(())
+        } else {
+            Err(reply)
+        }
+    })
+    .await;
+
+    // SIGTERM: it stops cleanly, and the port is closed.
+    let pid = operator.id().expect("a pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::time::timeout(secs(30), operator.wait())
+        .await
+        .expect("the operator stops within 30 s")
+        .expect("its status");
+    assert!(status.success(), "{status}");
+    assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
+    configs.delete(&ctx).await;
+    ctx.teardown().await;
+}
