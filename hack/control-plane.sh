@@ -9,9 +9,10 @@
 #
 # Usage:
 #   hack/control-plane.sh install
-#   hack/control-plane.sh start [--dir DIR] [--audit] [--extra-tokens FILE]
+#   hack/control-plane.sh start [--dir DIR] [--audit] [--audit-policy FILE] [--extra-tokens FILE]
 #                               [--kcm-controllers LIST] [--kcm-qps N] [--kcm-burst N]
 #                               [--owner-pid PID]
+#   hack/control-plane.sh restart-apiserver DIR
 #   hack/control-plane.sh stop DIR
 #   hack/control-plane.sh status DIR
 #   hack/control-plane.sh kubeconfig DIR
@@ -20,11 +21,14 @@
 # last line of stdout (default DIR: a new /tmp/tfjob-cp.XXXXXX). DIR holds: kubeconfig (admin
 # token, private CA), token, env (`source DIR/env` sets KUBECONFIG), pids, etcd.log,
 # apiserver.log, kcm.log, tokens.csv, pki/, and with --audit audit.log (Metadata level for writes
-# to pods, services, tfjobs and events). --extra-tokens appends token-file lines such as
+# to pods, services, tfjobs and events; --audit-policy FILE uses that policy instead, and implies
+# --audit). The audit log is never rotated. --extra-tokens appends token-file lines such as
 #   TOKEN,system:serviceaccount:NS:SA,UID,"system:serviceaccounts,system:serviceaccounts:NS"
 # kube-controller-manager runs `garbagecollector,namespace` unless --kcm-controllers says
 # otherwise (e.g. `garbagecollector,namespace,job`); --kcm-qps/--kcm-burst default to 20/30.
 # --owner-pid PID stops everything once PID exits. `stop` kills by recorded PID only.
+# `restart-apiserver` stops kube-apiserver and starts it again with the same flags and port (its
+# watch caches start empty, so clients resuming an older watch get 410 Gone and re-list).
 #
 # Environment:
 #   KUBEBUILDER_ASSETS  folder with kube-apiserver and etcd (optionally kube-controller-manager);
@@ -366,6 +370,10 @@ generate_pki() {
 }
 
 write_audit_policy() {
+    if [[ -n ${AUDIT_POLICY:-} ]]; then
+        cp "$AUDIT_POLICY" "$CP_DIR/audit-policy.yaml"
+        return 0
+    fi
     # Metadata (no bodies) for the writes that matter when proving that nothing was created twice.
     cat >"$CP_DIR/audit-policy.yaml" <<'YAML'
 apiVersion: audit.k8s.io/v1
@@ -442,8 +450,9 @@ start_apiserver() {
     local audit_flags=()
     if [[ $audit == 1 ]]; then
         write_audit_policy
+        # maxsize: the default (100 MB) rotates the file under a benchmark's reader.
         audit_flags=(--audit-policy-file "$CP_DIR/audit-policy.yaml" --audit-log-path "$CP_DIR/audit.log"
-            --audit-log-format json)
+            --audit-log-format json --audit-log-maxsize 100000)
     fi
     for attempt in 1 2 3 4 5; do
         API_PORT=$(pick_free_ports 1)
@@ -537,6 +546,7 @@ cmd_start() {
         case $1 in
         --dir) dir=${2:?--dir needs a value} && shift ;;
         --audit) audit=1 ;;
+        --audit-policy) AUDIT_POLICY=${2:?--audit-policy needs a file} && audit=1 && shift ;;
         --extra-tokens) extra_tokens=${2:?--extra-tokens needs a file} && shift ;;
         --kcm-controllers) controllers=${2:?--kcm-controllers needs a list} && shift ;;
         --kcm-qps) qps=${2:?--kcm-qps needs a number} && shift ;;
@@ -549,6 +559,7 @@ cmd_start() {
     [[ $qps =~ ^[0-9]+$ && $burst =~ ^[0-9]+$ ]] || die "--kcm-qps and --kcm-burst take whole numbers."
     [[ -z $owner || $owner =~ ^[0-9]+$ ]] || die "--owner-pid takes a process id."
     [[ -z $extra_tokens || -r $extra_tokens ]] || die "--extra-tokens $extra_tokens: file not readable."
+    [[ -z ${AUDIT_POLICY:-} || -r $AUDIT_POLICY ]] || die "--audit-policy $AUDIT_POLICY: file not readable."
     resolve_binaries || die "Kubernetes binaries not found (looked in ${KUBEBUILDER_ASSETS:+KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS and }$BIN_DIR)." \
         "Build them once (about 4 minutes): $SELF install"
     require_cmd openssl "Install it: apt-get install -y openssl"
@@ -654,6 +665,41 @@ cmd_stop() {
     fi
 }
 
+# restart-apiserver DIR — stop kube-apiserver and start it again with the command line it had
+# (same port, so kubeconfigs stay valid); waits until it answers /readyz again.
+cmd_restart_apiserver() {
+    (($# == 1)) || usage
+    require_state_dir "$1"
+    CP_DIR=$(cd "$1" && pwd)
+    local pid="" name p args=()
+    while read -r name p; do
+        [[ $name == kube-apiserver ]] && is_ours "$p" "$CP_DIR" && pid=$p
+    done <"$CP_DIR/pids"
+    [[ -n $pid ]] || die "no running kube-apiserver recorded in $CP_DIR/pids." "Start one with: $SELF start"
+    mapfile -d '' -t args <"/proc/$pid/cmdline"
+    log "stopping kube-apiserver (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline_ms=$(($(now_ms) + 15000))
+    while is_ours "$pid" "$CP_DIR"; do
+        if (($(now_ms) >= deadline_ms)); then
+            kill -KILL "$pid" 2>/dev/null || true
+            sleep 0.2
+            break
+        fi
+        sleep 0.1
+    done
+    sed -i "/^kube-apiserver $pid\$/d" "$CP_DIR/pids"
+    local start server token
+    start=$(now_ms)
+    spawn kube-apiserver "$CP_DIR/apiserver.log" "${args[@]}"
+    server=$(awk '/server:/ {print $2; exit}' "$CP_DIR/kubeconfig")
+    token=$(cat "$CP_DIR/token")
+    wait_until 60 "$SPAWNED_PID" "$CP_DIR/apiserver.log" \
+        curl -fsS --cacert "$CP_DIR/pki/ca.crt" -H "Authorization: Bearer $token" "$server/readyz" ||
+        die "kube-apiserver did not come back (log: $CP_DIR/apiserver.log)." "Stop the control plane: $SELF stop $CP_DIR"
+    log "kube-apiserver restarted (pid $SPAWNED_PID) in $(elapsed_since "$start")"
+}
+
 cmd_status() {
     (($# == 1)) || usage
     require_state_dir "$1"
@@ -693,6 +739,7 @@ main() {
     install) cmd_install "$@" ;;
     start) cmd_start "$@" ;;
     stop) cmd_stop "$@" ;;
+    restart-apiserver) cmd_restart_apiserver "$@" ;;
     status) cmd_status "$@" ;;
     kubeconfig) cmd_kubeconfig "$@" ;;
     -h | --help | help) usage 0 ;;

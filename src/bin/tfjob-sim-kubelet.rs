@@ -8,8 +8,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use http::HeaderValue;
 use kube::Client;
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
+use tfjob_operator::ops::client::UserAgentLayer;
 use tfjob_operator::sim_kubelet::{self, SimKubeletConfig};
 use tracing_subscriber::EnvFilter;
 
@@ -58,7 +60,13 @@ async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client, StartError> {
         }
         None => Config::infer().await?,
     };
-    Ok(Client::try_from(config)?)
+    // Its own User-Agent, so audit logs (and the benchmark) tell its writes from the operator's.
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&UserAgentLayer::new(HeaderValue::from_static(concat!(
+            "tfjob-sim-kubelet/",
+            env!("CARGO_PKG_VERSION")
+        ))))
+        .build())
 }
 
 async fn run(args: Args) -> Result<(), StartError> {
