@@ -1,0 +1,120 @@
+//! The PNG chart: pods created over time by each creator. Pure Rust (plotters' bitmap backend)
+//! with a font compiled in (egui's Ubuntu Light via `epaint_default_fonts`), so it renders the
+//! same on a machine without any system font.
+
+use std::path::Path;
+
+use anyhow::anyhow;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::report::Timeline;
+
+const COLORS: [RGBColor; 6] = [
+    RGBColor(90, 90, 90),
+    RGBColor(230, 120, 20),
+    RGBColor(200, 40, 40),
+    RGBColor(30, 110, 200),
+    RGBColor(20, 160, 90),
+    RGBColor(140, 70, 170),
+];
+
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Fails only for an unreadable font, which a compiled-in one is not.
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            epaint_default_fonts::UBUNTU_LIGHT,
+        );
+    });
+}
+
+/// Two panels: the first seconds, where the fast creators finish, and the whole run, where the
+/// rate-limited Job controller is still going.
+pub fn draw(path: &Path, lines: &[Timeline], subtitle: &str) -> anyhow::Result<()> {
+    register_font();
+    let err = |e: &dyn std::fmt::Display| anyhow!("chart: {e}");
+    let root = BitMapBackend::new(path, (1400, 620)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let (title, body) = root.split_vertically(60);
+    title
+        .draw_text(
+            "Pods created over time (first submit = 0)",
+            &("sans-serif", 26).into_font().color(&BLACK),
+            (20, 8),
+        )
+        .map_err(|e| err(&e))?;
+    title
+        .draw_text(
+            subtitle,
+            &("sans-serif", 15).into_font().color(&RGBColor(80, 80, 80)),
+            (20, 38),
+        )
+        .map_err(|e| err(&e))?;
+    let (left, right) = body.split_horizontally(700);
+
+    let end = |l: &Timeline| l.points.last().map_or(0.0, |p| p.0);
+    let max_pods = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.1))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let slowest = lines.iter().map(end).fold(0.0, f64::max).max(0.1);
+    // Zoom on the creators that finish within a few seconds.
+    let fast = lines
+        .iter()
+        .map(end)
+        .filter(|t| *t < slowest * 0.5)
+        .fold(0.0, f64::max);
+    let zoom = if fast > 0.0 { fast * 1.15 } else { slowest };
+
+    for (area, x_max, caption) in [
+        (&left, zoom, "first seconds"),
+        (&right, slowest * 1.02, "whole run"),
+    ] {
+        let mut chart = ChartBuilder::on(area)
+            .caption(caption, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..x_max, 0f64..max_pods as f64 * 1.05)
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds since the first job was submitted")
+            .y_desc("pods created")
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(|e| err(&e))?;
+        for (i, line) in lines.iter().enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            let style = ShapeStyle::from(&color).stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(
+                    line.points
+                        .iter()
+                        .map(|(t, n)| (*t, *n as f64))
+                        .filter(|(t, _)| *t <= x_max),
+                    style,
+                ))
+                .map_err(|e| err(&e))?
+                .label(line.label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .label_font(("sans-serif", 13))
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(&e))?;
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! The benchmark's phases, each in its own namespace.
+
+pub mod bare;
+pub mod job_controller;
+pub mod memory;
+pub mod tfjob;

@@ -1,0 +1,192 @@
+//! The operator and the simulated kubelet as separate processes (release binaries), so their
+//! memory and CPU are their own: RSS and peak RSS from `/proc/<pid>/status`, CPU time from the
+//! scheduler's per-thread nanosecond counters, metrics over HTTP.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use crate::cluster::ControlPlane;
+
+/// Sends SIGTERM (a graceful stop), waits up to 10 s, then kills.
+pub fn terminate(child: &mut Child) {
+    // The child is ours and not yet reaped, so its pid cannot have been reused.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A free loopback port (bound, then released for the child to take).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `GET path` over plain HTTP/1.0; the body if the status is 200.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200")
+        .then(|| body.to_string())
+        .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_string()))
+}
+
+/// Resident and peak resident memory of a process, in KiB.
+pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Resets the peak RSS (VmHWM) of a process to its current RSS (Linux ≥ 4.0).
+pub fn reset_peak(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+/// CPU time of all threads of a process, in nanoseconds (`/proc/<pid>/task/*/schedstat`).
+/// Threads that exited are not counted, so callers compare two readings of a process whose
+/// runtime keeps its worker threads (tokio does).
+pub fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// CPU time of the calling thread, in nanoseconds.
+pub fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A running `tfjob-operator`.
+pub struct OperatorProcess {
+    child: Child,
+    pub metrics: SocketAddr,
+    probes: SocketAddr,
+    /// When it reported ready (caches synced): reads after this are "after the initial sync".
+    pub ready_at: f64,
+}
+
+impl OperatorProcess {
+    /// Starts the operator for `namespace` with `extra` flags and waits until it is ready.
+    pub fn start(
+        binary: &Path,
+        cp: &ControlPlane,
+        namespace: &str,
+        extra: &[String],
+        log: &Path,
+    ) -> anyhow::Result<OperatorProcess> {
+        let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let probes: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let log_file = std::fs::File::create(log)?;
+        let child = Command::new(binary)
+            .env("KUBECONFIG", cp.kubeconfig())
+            .env_remove("RUST_LOG")
+            .arg(format!("--namespace={namespace}"))
+            .arg(format!("--metrics-bind-address={metrics}"))
+            .arg(format!("--health-probe-bind-address={probes}"))
+            .arg("--log-level=warn")
+            .args(extra)
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let mut operator = OperatorProcess {
+            child,
+            metrics,
+            probes,
+            ready_at: 0.0,
+        };
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            if let Ok(Some(status)) = operator.child.try_wait() {
+                bail!("the operator exited ({status}); see {}", log.display());
+            }
+            if http_get(operator.probes, "/readyz").is_some() {
+                operator.ready_at = crate::now();
+                return Ok(operator);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!(
+            "the operator did not become ready within 60 s; see {}",
+            log.display()
+        )
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its Prometheus metrics.
+    pub fn scrape(&self) -> String {
+        http_get(self.metrics, "/metrics").unwrap_or_default()
+    }
+
+    pub fn stop(mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+/// A running `tfjob-sim-kubelet` for one namespace.
+pub struct SimKubeletProcess {
+    child: Child,
+}
+
+impl SimKubeletProcess {
+    pub fn start(
+        binary: &Path,
+        cp: &ControlPlane,
+        namespace: &str,
+        log: &Path,
+    ) -> anyhow::Result<SimKubeletProcess> {
+        let log_file = std::fs::File::create(log)?;
+        let child = Command::new(binary)
+            .arg("--kubeconfig")
+            .arg(cp.kubeconfig())
+            .arg(format!("--namespace={namespace}"))
+            .env("RUST_LOG", "warn")
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        Ok(SimKubeletProcess { child })
+    }
+
+    pub fn stop(mut self) {
+        terminate(&mut self.child);
+    }
+}

@@ -1,0 +1,477 @@
+//! The results of a run: what is written as JSON, printed as a table, and checked against the
+//! issue's targets.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Default, Debug)]
+pub struct Report {
+    /// Bumped when fields change meaning.
+    pub schema: u32,
+    pub started: String,
+    pub seconds: f64,
+    pub machine: Machine,
+    pub sizes: Sizes,
+    pub bare: Option<Bare>,
+    /// kube-controller-manager's Job controller, at its default client limits and unthrottled.
+    pub job_controller: Vec<Creator>,
+    /// tfjob-operator, per-replica and per-job Service mode.
+    pub tfjob: Vec<Creator>,
+    pub latency: Vec<Latency>,
+    pub lifecycle: Vec<Lifecycle>,
+    pub memory: Option<Memory>,
+    pub noop: Option<Noop>,
+    pub targets: Vec<Target>,
+    /// Pods created over time per creator, for the chart.
+    pub timelines: Vec<Timeline>,
+}
+
+#[derive(Serialize, Deserialize, Default, Debug, Clone)]
+pub struct Machine {
+    pub cpus: usize,
+    pub memory_gib: f64,
+    pub kernel: String,
+    pub kubernetes: String,
+    /// 1/5/15-minute load averages when the run started and ended.
+    pub load_start: [f64; 3],
+    pub load_end: [f64; 3],
+}
+
+#[derive(Serialize, Deserialize, Default, Debug, Clone)]
+pub struct Sizes {
+    pub bare_pods: usize,
+    pub concurrency: usize,
+    pub jobs: usize,
+    pub replicas: i32,
+    pub jobs_default_qps: usize,
+    pub latency_jobs: usize,
+    pub lifecycle_jobs: usize,
+    pub memory_jobs: usize,
+    pub micro_jobs: usize,
+    pub operator_args: Vec<String>,
+}
+
+/// The bare client's ceiling: pods, then pod+Service pairs, `concurrency` requests in flight.
+#[derive(Serialize, Deserialize, Default, Debug, Clone)]
+pub struct Bare {
+    pub pods: usize,
+    pub concurrency: usize,
+    /// First request received → last response, server side.
+    pub seconds: f64,
+    pub pods_per_second: f64,
+    pub pairs: usize,
+    pub pairs_seconds: f64,
+    pub pair_writes_per_second: f64,
+    pub errors: usize,
+}
+
+/// One creator of pods: the Job controller at some client limit, or tfjob-operator in a mode.
+#[derive(Serialize, Deserialize, Default, Debug, Clone)]
+pub struct Creator {
+    pub name: String,
+    pub jobs: usize,
+    pub pods: usize,
+    /// First job submitted → last pod created (server side).
+    pub seconds: f64,
+    pub pods_per_second: f64,
+    /// Pod, Service and job-status writes by the creator per second over the same window.
+    pub object_writes_per_second: f64,
+    /// Every write by the creator, by `verb resource[/subresource]`, per job.
+    pub writes_per_job: BTreeMap<String, f64>,
+    /// Pods, Services and job status writes per job.
+    pub object_writes_per_job: f64,
+    pub events_per_job: f64,
+    pub conflicts: usize,
+    /// GETs and LISTs by the creator after it was ready (operator only).
+    pub reads_after_sync: usize,
+    pub submit_errors: usize,
+    /// `apiserver_request_total` change over the phase (every client), by `verb resource code`.
+    pub apiserver_requests: BTreeMap<String, f64>,
+}
+
+#[derive(Serialize, Deserialize, Default, Debug, Clone)]
+pub struct Latency {
+    pub mode: String,
+    pub jobs: usize,
+    /// TFJob create received → last of its pods and Services created, server side.
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub timeouts: usize,
+}
+
+#[derive(Serialize, Deserialize, Default, Debug, Clone)]
+pub struct Lifecycle {
+    pub mode: String,
+    pub jobs: usize,
+    pub succeeded: usize,
+    pub seconds: f64,
+    pub writes_per_job: BTreeMap<String, f64>,
+    pub object_writes_per_job: f64,
+    pub events_per_job: f64,
+    pub conflicts: usize,
+    pub reads_after_sync: usize,
+}
+
+#[derive(Serialize, Deserialize, Default, Debug, Clone)]
+pub struct Memory {
+    pub mode: String,
+    pub jobs: usize,
+    pub pods: usize,
+    pub services: usize,
+    pub idle_rss_kib: u64,
+    pub steady_rss_kib: u64,
+    /// (steady − idle) / jobs.
+    pub per_job_kib: f64,
+    /// Seconds from the first TFJob submitted to all children created.
+    pub fill_seconds: f64,
+    pub relist_peak_rss_kib: u64,
+    pub relist_peak_ratio: f64,
+    pub after_relist_rss_kib: u64,
+    /// LIST requests the operator made for the re-list (proves it happened).
+    pub relist_lists: f64,
+    pub relist_seconds: f64,
+    pub resync_reconciles: f64,
+    /// Operator CPU over the re-list ÷ reconciles: includes decoding the re-listed objects.
+    pub resync_cpu_us_per_reconcile: f64,
+    /// Mean of `tfjob_operator_reconcile_duration_seconds` over the resync (wall time of the
+    /// reconcile function; a no-op awaits nothing).
+    pub resync_mean_reconcile_us: f64,
+    /// RSS samples (seconds since the restart, KiB) during the re-list.
+    pub relist_rss: Vec<(f64, u64)>,
+}
+
+/// CPU of a no-op reconcile measured in-process: the operator's own `reconcile` on caches
+/// holding `jobs` steady-state jobs, run on one thread.
+#[derive(Serialize, Deserialize, Default, Debug, Clone)]
+pub struct Noop {
+    pub jobs: usize,
+    pub reconciles: usize,
+    pub cpu_us_per_reconcile: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
+#[derive(Serialize, Deserialize, Default, Debug, Clone)]
+pub struct Target {
+    pub what: String,
+    pub target: String,
+    pub value: String,
+    pub met: bool,
+}
+
+#[derive(Serialize, Deserialize, Default, Debug, Clone)]
+pub struct Timeline {
+    pub label: String,
+    /// (seconds since the first submit, pods created so far).
+    pub points: Vec<(f64, usize)>,
+}
+
+fn fmt_f(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+impl Report {
+    /// Compares the run with the targets.
+    pub fn evaluate(&mut self) {
+        let mut targets = Vec::new();
+        let mut push = |what: &str, target: String, value: String, met: bool| {
+            targets.push(Target {
+                what: what.into(),
+                target,
+                value,
+                met,
+            })
+        };
+        let tf = |mode: &str| self.tfjob.iter().find(|c| c.name.ends_with(mode));
+        let unthrottled = self
+            .job_controller
+            .iter()
+            .find(|c| c.name.contains("unthrottled"));
+        if let (Some(bare), Some(per_replica)) = (&self.bare, tf("per-replica")) {
+            let share = per_replica.object_writes_per_second / bare.pods_per_second;
+            push(
+                "writes/s vs bare-client ceiling (per-replica)",
+                "≥ 70%".into(),
+                format!(
+                    "{:.0}% ({} of {} /s)",
+                    share * 100.0,
+                    fmt_f(per_replica.object_writes_per_second),
+                    fmt_f(bare.pods_per_second)
+                ),
+                share >= 0.7,
+            );
+        }
+        for (mode, factor) in [("per-replica", 1.4), ("per-job", 2.5)] {
+            if let (Some(c), Some(j)) = (tf(mode), unthrottled) {
+                let ratio = c.pods_per_second / j.pods_per_second;
+                push(
+                    &format!("pods/s vs unthrottled Job controller ({mode})"),
+                    format!("≥ {factor}×"),
+                    format!(
+                        "{ratio:.2}× ({} vs {})",
+                        fmt_f(c.pods_per_second),
+                        fmt_f(j.pods_per_second)
+                    ),
+                    ratio >= factor,
+                );
+            }
+        }
+        for latency in &self.latency {
+            push(
+                &format!("single-job latency p99 ({})", latency.mode),
+                "≤ 100 ms".into(),
+                format!(
+                    "{} ms (p50 {} ms)",
+                    fmt_f(latency.p99_ms),
+                    fmt_f(latency.p50_ms)
+                ),
+                latency.p99_ms <= 100.0 && latency.timeouts == 0,
+            );
+        }
+        for (mode, limit) in [("per-replica", 9.0), ("per-job", 6.0)] {
+            if let Some(c) = tf(mode) {
+                push(
+                    &format!("object writes per TFJob to all pods created ({mode})"),
+                    format!("≤ {limit}"),
+                    fmt_f(c.object_writes_per_job),
+                    c.object_writes_per_job <= limit + 1e-9,
+                );
+            }
+        }
+        for life in &self.lifecycle {
+            push(
+                &format!("events per TFJob lifecycle ({})", life.mode),
+                "≤ 6".into(),
+                fmt_f(life.events_per_job),
+                life.events_per_job <= 6.0 && life.succeeded == life.jobs,
+            );
+        }
+        let conflicts: usize = self.tfjob.iter().map(|c| c.conflicts).sum::<usize>()
+            + self.lifecycle.iter().map(|l| l.conflicts).sum::<usize>();
+        push(
+            "409 conflicts",
+            "0".into(),
+            conflicts.to_string(),
+            conflicts == 0,
+        );
+        let reads: usize = self.tfjob.iter().map(|c| c.reads_after_sync).sum::<usize>()
+            + self
+                .lifecycle
+                .iter()
+                .map(|l| l.reads_after_sync)
+                .sum::<usize>();
+        push(
+            "reads after initial sync",
+            "0".into(),
+            reads.to_string(),
+            reads == 0,
+        );
+        if let Some(m) = &self.memory {
+            push(
+                "idle RSS",
+                "≤ 15 MiB".into(),
+                format!("{:.1} MiB", m.idle_rss_kib as f64 / 1024.0),
+                m.idle_rss_kib <= 15 * 1024,
+            );
+            push(
+                &format!("RSS per cached TFJob incl. children ({} jobs)", m.jobs),
+                "≤ 8 KiB".into(),
+                format!("{:.2} KiB", m.per_job_kib),
+                m.per_job_kib <= 8.0,
+            );
+            push(
+                "re-list peak RSS vs steady",
+                "≤ 1.5×".into(),
+                format!("{:.2}×", m.relist_peak_ratio),
+                m.relist_peak_ratio <= 1.5 && m.relist_lists > 0.0,
+            );
+        }
+        if let Some(n) = &self.noop {
+            push(
+                "no-op reconcile CPU",
+                "≤ 50 µs".into(),
+                format!("{:.1} µs", n.cpu_us_per_reconcile),
+                n.cpu_us_per_reconcile <= 50.0,
+            );
+        }
+        self.targets = targets;
+    }
+
+    /// The results as a Markdown table (what the README shows).
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let m = &self.machine;
+        let _ = writeln!(
+            out,
+            "Machine: {} CPUs, {:.0} GiB, Linux {}, Kubernetes {}; load average {:.2} at start, {:.2} at end; {}; run took {:.0} s.\n",
+            m.cpus,
+            m.memory_gib,
+            m.kernel,
+            m.kubernetes,
+            m.load_start[0],
+            m.load_end[0],
+            self.started,
+            self.seconds
+        );
+        let _ = writeln!(
+            out,
+            "| creator | jobs × pods | first submit → all pods | pods/s | object writes/s | object writes per job | events per job | 409s | reads after sync |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+        if let Some(b) = &self.bare {
+            let _ = writeln!(
+                out,
+                "| bare client, {} in flight (pods) | {} pods | {:.2} s | **{}** | {} | – | – | – | – |",
+                b.concurrency,
+                b.pods,
+                b.seconds,
+                fmt_f(b.pods_per_second),
+                fmt_f(b.pods_per_second)
+            );
+            let _ = writeln!(
+                out,
+                "| bare client, {} in flight (pod + Service pairs) | {} pairs | {:.2} s | {} | {} | – | – | – | – |",
+                b.concurrency,
+                b.pairs,
+                b.pairs_seconds,
+                fmt_f(b.pair_writes_per_second / 2.0),
+                fmt_f(b.pair_writes_per_second)
+            );
+        }
+        for c in self.job_controller.iter().chain(&self.tfjob) {
+            let _ = writeln!(
+                out,
+                "| {} | {} × {} | {:.2} s | **{}** | {} | {} | {} | {} | {} |",
+                c.name,
+                c.jobs,
+                c.pods / c.jobs.max(1),
+                c.seconds,
+                fmt_f(c.pods_per_second),
+                fmt_f(c.object_writes_per_second),
+                fmt_f(c.object_writes_per_job),
+                fmt_f(c.events_per_job),
+                c.conflicts,
+                if c.name.starts_with("tfjob") {
+                    c.reads_after_sync.to_string()
+                } else {
+                    "–".into()
+                }
+            );
+        }
+        if !self.latency.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n| single TFJob on an idle control plane: create → all pods and Services | jobs | p50 | p90 | p99 | max |"
+            );
+            let _ = writeln!(out, "|---|---|---|---|---|---|");
+            for l in &self.latency {
+                let _ = writeln!(
+                    out,
+                    "| tfjob-operator {} | {} | {} ms | {} ms | **{} ms** | {} ms |",
+                    l.mode,
+                    l.jobs,
+                    fmt_f(l.p50_ms),
+                    fmt_f(l.p90_ms),
+                    fmt_f(l.p99_ms),
+                    fmt_f(l.max_ms)
+                );
+            }
+        }
+        if !self.lifecycle.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n| full lifecycle to Succeeded (simulated kubelet) | jobs | object writes per job | events per job | all operator writes per job | 409s | reads after sync |"
+            );
+            let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+            for l in &self.lifecycle {
+                let detail: Vec<String> = l
+                    .writes_per_job
+                    .iter()
+                    .map(|(k, v)| format!("{k} {}", fmt_f(*v)))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "| tfjob-operator {} | {}/{} succeeded | {} | {} | {} | {} | {} |",
+                    l.mode,
+                    l.succeeded,
+                    l.jobs,
+                    fmt_f(l.object_writes_per_job),
+                    fmt_f(l.events_per_job),
+                    detail.join(", "),
+                    l.conflicts,
+                    l.reads_after_sync
+                );
+            }
+        }
+        if let Some(mem) = &self.memory {
+            let _ = writeln!(
+                out,
+                "\n| operator memory ({}) | value |\n|---|---|",
+                mem.mode
+            );
+            let _ = writeln!(
+                out,
+                "| idle RSS (watches established, 0 TFJobs) | **{:.1} MiB** |",
+                mem.idle_rss_kib as f64 / 1024.0
+            );
+            let _ = writeln!(
+                out,
+                "| RSS with {} TFJobs, {} pods, {} Services cached | {:.1} MiB → **{:.2} KiB per TFJob** |",
+                mem.jobs,
+                mem.pods,
+                mem.services,
+                mem.steady_rss_kib as f64 / 1024.0,
+                mem.per_job_kib
+            );
+            let _ = writeln!(
+                out,
+                "| peak RSS during a forced re-list (apiserver restart, {:.0} LISTs) | {:.1} MiB = **{:.2}× steady** (after: {:.1} MiB) |",
+                mem.relist_lists,
+                mem.relist_peak_rss_kib as f64 / 1024.0,
+                mem.relist_peak_ratio,
+                mem.after_relist_rss_kib as f64 / 1024.0
+            );
+            let _ = writeln!(
+                out,
+                "| resync after the re-list: {:.0} reconciles | mean reconcile {:.1} µs; process CPU incl. decoding the re-list {:.1} µs per reconcile |",
+                mem.resync_reconciles,
+                mem.resync_mean_reconcile_us,
+                mem.resync_cpu_us_per_reconcile
+            );
+        }
+        if let Some(n) = &self.noop {
+            let _ = writeln!(
+                out,
+                "| no-op reconcile, in-process over {} cached jobs ({} calls) | **{:.1} µs CPU** (wall p50 {:.1} µs, p99 {:.1} µs) |",
+                n.jobs, n.reconciles, n.cpu_us_per_reconcile, n.p50_us, n.p99_us
+            );
+        }
+        if !self.targets.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n| target | wanted | measured | met |\n|---|---|---|---|"
+            );
+            for t in &self.targets {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} |",
+                    t.what,
+                    t.target,
+                    t.value,
+                    if t.met { "yes" } else { "**no**" }
+                );
+            }
+        }
+        out
+    }
+}
