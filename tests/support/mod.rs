@@ -23,8 +23,10 @@
 // Each test binary compiles this module and uses a different part of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod binary;
 pub mod control_plane;
 pub mod operator;
+pub mod proxy;
 pub mod wait;
 
 use std::fmt::Debug;
