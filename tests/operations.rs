@@ -13,8 +13,6 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,10 +25,9 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::RwLock;
 
+use support::binary::{OperatorBinary, Scrape, http, http_raw, message};
 use support::operator::{has, sim_kubelet};
 use support::*;
 use tfjob_operator::api::TFJob;
@@ -42,169 +39,32 @@ static EXCLUSIVE: RwLock<()> = RwLock::const_new(());
 // The operator as a child process
 // ---------------------------------------------------------------------------------------------
 
-/// A running `tfjob-operator` binary, its stderr in a file, its endpoints on free ports.
-struct OperatorProcess {
-    name: String,
-    child: tokio::process::Child,
-    log: PathBuf,
-    metrics: SocketAddr,
-    probes: SocketAddr,
-    started: Instant,
+/// Starts `tfjob-operator run ARGS` against the test control plane (JSON logs, both endpoints on
+/// free loopback ports) and waits until it serves them. `env` adds variables to an otherwise
+/// empty environment (so a `RUST_LOG` or `TFJOB_*` of the caller cannot change the flags under
+/// test).
+async fn start_operator(name: &str, args: &[&str], env: &[(&str, &str)]) -> OperatorBinary {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    OperatorBinary::start_with_env(name, &control_plane().kubeconfig, &args, env).await
 }
 
-impl OperatorProcess {
-    /// Starts `tfjob-operator run ARGS` against the test control plane with JSON logs (unless
-    /// ARGS choose a format) and both endpoints on free loopback ports, and waits until it
-    /// serves them. `env` adds variables to an otherwise empty environment (so a `RUST_LOG` or
-    /// `TFJOB_*` of the caller cannot change the flags under test).
-    async fn start(name: &str, args: &[&str], env: &[(&str, &str)]) -> OperatorProcess {
-        let log =
-            std::env::temp_dir().join(format!("tfjob-operator-{name}-{}.log", unique_suffix()));
-        let stderr = std::fs::File::create(&log)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tfjob-operator"));
-        command
-            .arg("run")
-            .args([
-                "--metrics-bind-address=127.0.0.1:0",
-                "--health-probe-bind-address=127.0.0.1:0",
-            ])
-            .args(args)
-            .env_clear()
-            .env("KUBECONFIG", &control_plane().kubeconfig)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .kill_on_drop(true);
-        if !args.iter().any(|a| a.starts_with("--log-format")) {
-            command.arg("--log-format=json");
-        }
-        let started = Instant::now();
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start tfjob-operator: {e}"));
-        let mut process = OperatorProcess {
-            name: name.to_string(),
-            child,
-            log,
-            metrics: "127.0.0.1:0".parse().expect("addr"),
-            probes: "127.0.0.1:0".parse().expect("addr"),
-            started,
-        };
-        let (metrics, probes) = wait_fast(secs(20), "the operator to serve its endpoints", || {
-            let lines = process.log_lines();
-            let exited = process.child.try_wait().ok().flatten();
-            async move {
-                if let Some(status) = exited {
-                    return Err(format!("it exited: {status}"));
-                }
-                lines
-                    .iter()
-                    .find(|l| message(l) == "serving metrics and health probes")
-                    .map(|l| (socket_field(l, "metrics"), socket_field(l, "probes")))
-                    .ok_or_else(|| "no address logged yet".to_string())
-            }
-        })
-        .await;
-        process.metrics = metrics;
-        process.probes = probes;
-        process
-    }
-
-    /// Every stderr line so far, parsed as JSON where it is JSON (`Value::String` otherwise).
-    fn log_lines(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| Value::String(l.to_string())))
-            .collect()
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn scrape(&self) -> Scrape {
-        let (status, body) = http(self.metrics, "GET", "/metrics", "")
-            .await
-            .unwrap_or_else(|e| panic!("{}: GET /metrics failed: {e}", self.name));
-        assert_eq!(status, 200, "{}: /metrics: {body}", self.name);
-        Scrape::parse(&body)
-    }
-
-    /// `(status, body)` of a probe endpoint, or the connection error.
-    async fn probe(&self, path: &str) -> Result<(u16, String), String> {
-        http(self.probes, "GET", path, "")
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id().expect("the operator is running")
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = std::process::Command::new("kill")
-            .args([format!("-{signal}"), self.pid().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{signal} failed");
-    }
-
-    /// Sends SIGKILL and reaps the process.
-    async fn kill(&mut self) {
-        self.child.start_kill().expect("SIGKILL");
-        let _ = self.child.wait().await;
-    }
-
-    /// Waits for the process to exit; panics after `within`.
-    async fn exit_within(&mut self, within: Duration) -> ExitStatus {
-        match tokio::time::timeout(within, self.child.wait()).await {
-            Ok(status) => status.expect("wait for the operator"),
-            Err(_) => panic!(
-                "{} did not exit within {within:?}; its log ends with:\n{}",
-                self.name,
-                self.log_tail(30)
-            ),
-        }
-    }
-
-    fn log_tail(&self, n: usize) -> String {
-        let text = self.log_text();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    }
+/// `(status, body)` of a probe endpoint, or the connection error.
+async fn probe(operator: &OperatorBinary, path: &str) -> Result<(u16, String), String> {
+    let probes = operator.probes.expect("the operator serves its probes");
+    http(probes, "GET", path, "")
+        .await
+        .map_err(|e| e.to_string())
 }
 
-impl Drop for OperatorProcess {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "---- {} (log {}), last lines ----\n{}\n----",
-                self.name,
-                self.log.display(),
-                self.log_tail(40)
-            );
-        } else {
-            let _ = std::fs::remove_file(&self.log);
-        }
-        // kill_on_drop sends SIGKILL to a process still running.
-    }
-}
-
-/// The `message` of a JSON log line.
-fn message(line: &Value) -> &str {
-    line.get("message").and_then(Value::as_str).unwrap_or("")
-}
-
-/// A `Some(ADDR)` field of a JSON log line (an `Option<SocketAddr>` logged with `?`).
-fn socket_field(line: &Value, field: &str) -> SocketAddr {
-    let text = line.get(field).and_then(Value::as_str).unwrap_or_default();
-    text.trim_start_matches("Some(")
-        .trim_end_matches(')')
-        .parse()
-        .unwrap_or_else(|e| panic!("{field} is not a socket address in {line}: {e}"))
+/// Sum of the samples of `name` whose labels include `labels`; `None` if there is none.
+fn sample(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let present = scrape.0.iter().any(|(n, l, _)| {
+        n == name
+            && labels
+                .iter()
+                .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+    });
+    present.then(|| scrape.sum(name, labels))
 }
 
 /// Like [`wait_for`] but probing every 20 ms, for waits whose duration is measured.
@@ -223,142 +83,6 @@ where
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Plain HTTP (the operator's endpoints, etcd's JSON gateway) and Prometheus text
-// ---------------------------------------------------------------------------------------------
-
-/// One HTTP/1.1 request with `Connection: close`; returns status and body (de-chunked).
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: &str,
-) -> std::io::Result<(u16, String)> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        Ok::<_, std::io::Error>(String::from_utf8_lossy(&raw).into_owned())
-    };
-    let raw = tokio::time::timeout(secs(10), exchange)
-        .await
-        .map_err(|_| std::io::Error::other(format!("{method} {addr}{path} timed out")))??;
-    let bad = || std::io::Error::other(format!("malformed reply from {addr}{path}: {raw:?}"));
-    let (head, body) = raw.split_once("\r\n\r\n").ok_or_else(bad)?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(bad)?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body).ok_or_else(bad)?
-    } else {
-        body.to_string()
-    };
-    Ok((status, body))
-}
-
-fn dechunk(mut body: &str) -> Option<String> {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = body.split_once("\r\n")?;
-        let size = usize::from_str_radix(size.trim(), 16).ok()?;
-        if size == 0 {
-            return Some(out);
-        }
-        out.push_str(rest.get(..size)?);
-        body = rest.get(size + 2..)?;
-    }
-}
-
-/// One scrape of `/metrics`: `(name, labels, value)` per sample.
-#[derive(Debug)]
-struct Scrape(Vec<(String, BTreeMap<String, String>, f64)>);
-
-impl Scrape {
-    fn parse(text: &str) -> Scrape {
-        let mut samples = Vec::new();
-        for line in text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-        {
-            let (series, value) = line.rsplit_once(' ').expect("sample has a value");
-            let value: f64 = value.parse().expect("numeric sample");
-            let (name, labels) = match series.split_once('{') {
-                Some((name, rest)) => (name, parse_labels(rest.trim_end_matches('}'))),
-                None => (series, BTreeMap::new()),
-            };
-            samples.push((name.to_string(), labels, value));
-        }
-        Scrape(samples)
-    }
-
-    /// Sum of the samples of `name` whose labels include `labels`; `None` if there is none.
-    fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let matching: Vec<f64> = self
-            .0
-            .iter()
-            .filter(|(n, l, _)| {
-                n == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|(_, _, v)| *v)
-            .collect();
-        (!matching.is_empty()).then(|| matching.iter().sum())
-    }
-
-    /// Like [`Scrape::get`], 0 when absent.
-    fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.get(name, labels).unwrap_or(0.0)
-    }
-
-    /// Label sets of `name`, for failure messages.
-    fn series(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(n, _, _)| n == name)
-            .map(|(_, l, v)| format!("{l:?} {v}"))
-            .collect()
-    }
-}
-
-fn parse_labels(text: &str) -> BTreeMap<String, String> {
-    let mut labels = BTreeMap::new();
-    let mut rest = text;
-    while let Some((key, after)) = rest.split_once("=\"") {
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let mut end = after.len();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => {
-                    if let Some((_, escaped)) = chars.next() {
-                        value.push(if escaped == 'n' { '\n' } else { escaped });
-                    }
-                }
-                '"' => {
-                    end = i + 1;
-                    break;
-                }
-                c => value.push(c),
-            }
-        }
-        labels.insert(key.trim_start_matches(',').to_string(), value);
-        rest = &after[end..];
-    }
-    labels
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -543,7 +267,7 @@ async fn initial_list_of_2000_jobs_in_pages_of_100_fills_the_cache_before_ready(
         .expect("create 2,000 TFJobs");
     let created = created.elapsed();
 
-    let mut operator = OperatorProcess::start(
+    let mut operator = start_operator(
         "list2000",
         &[
             &format!("--namespace={}", ctx.namespace),
@@ -560,9 +284,9 @@ async fn initial_list_of_2000_jobs_in_pages_of_100_fills_the_cache_before_ready(
     let ready_after = wait_fast(secs(60), "/readyz to turn 200", || {
         let (operator, not_ready) = (&operator, &not_ready);
         async move {
-            let health = operator.probe("/healthz").await?;
+            let health = probe(operator, "/healthz").await?;
             assert_eq!(health, (200, "ok".to_string()), "/healthz while starting");
-            match operator.probe("/readyz").await? {
+            match probe(operator, "/readyz").await? {
                 (200, _) => Ok(operator.started.elapsed()),
                 (503, reason) => {
                     assert_eq!(reason, "caches not synced");
@@ -584,7 +308,7 @@ async fn initial_list_of_2000_jobs_in_pages_of_100_fills_the_cache_before_ready(
         scrape.series("tfjob_operator_jobs")
     );
     assert_eq!(
-        scrape.get("tfjob_operator_jobs", &[("state", "Pending")]),
+        sample(&scrape, "tfjob_operator_jobs", &[("state", "Pending")]),
         Some(JOBS as f64)
     );
 
@@ -621,7 +345,8 @@ async fn initial_list_of_2000_jobs_in_pages_of_100_fills_the_cache_before_ready(
     // and Services (the CRD probe is a `list_metadata`); no watch restarted.
     let scrape = operator.scrape().await;
     assert_eq!(
-        scrape.get(
+        sample(
+            &scrape,
             "tfjob_operator_api_requests_total",
             &[("verb", "list"), ("code", "200")]
         ),
@@ -635,8 +360,7 @@ async fn initial_list_of_2000_jobs_in_pages_of_100_fills_the_cache_before_ready(
         "Kueue's jobs are not written to"
     );
 
-    operator.signal("TERM");
-    assert!(operator.exit_within(secs(10)).await.success());
+    assert!(operator.terminate(secs(10)).await.success());
     eprintln!(
         "2,000 jobs: created in {:.1}s; operator ready {:.2}s after start ({not_ready} polls saw 503); {reconciles} reconciles",
         created.as_secs_f64(),
@@ -680,7 +404,8 @@ fn etcd_endpoint() -> SocketAddr {
 /// and compacts the keyspace at the current revision. Returns that revision.
 async fn bump_and_compact(etcd: SocketAddr) -> u64 {
     let call = |path: &'static str, body: String| async move {
-        let (status, reply) = http(etcd, "POST", path, &body)
+        let json = ["content-type: application/json"];
+        let (status, _, reply) = http_raw(etcd, "POST", path, &json, body.as_bytes())
             .await
             .unwrap_or_else(|e| panic!("etcd {path}: {e}"));
         assert_eq!(status, 200, "etcd {path}: {reply}");
@@ -819,7 +544,7 @@ async fn compaction_and_a_dropped_watch_make_the_operator_relist_without_duplica
     // revision and is answered 410 Expired: the watcher lists again from the start.
     let etcd = etcd_endpoint();
     let compactor = Compactor::start(etcd);
-    let operator = OperatorProcess::start(
+    let operator = start_operator(
         "relist",
         &[
             &format!("--namespace={ns}"),
@@ -850,7 +575,7 @@ async fn compaction_and_a_dropped_watch_make_the_operator_relist_without_duplica
         operator.log_tail(20)
     );
     wait_for(secs(30), "/readyz", || async {
-        matches!(operator.probe("/readyz").await, Ok((200, _)))
+        matches!(probe(&operator, "/readyz").await, Ok((200, _)))
     })
     .await;
     for i in 0..BEFORE {
@@ -1030,7 +755,7 @@ async fn namespace_and_label_selector_scoping_only_touch_the_selected_jobs() {
         .await;
         create(&a, ns, &job("unlabelled", &[], json!({}), 1, "Never", "")).await;
     }
-    let operator = OperatorProcess::start(
+    let operator = start_operator(
         "scope",
         &[
             &format!("--namespace={},{}", a.namespace, b.namespace),
@@ -1040,7 +765,7 @@ async fn namespace_and_label_selector_scoping_only_touch_the_selected_jobs() {
     )
     .await;
     wait_for(secs(30), "/readyz", || async {
-        matches!(operator.probe("/readyz").await, Ok((200, _)))
+        matches!(probe(&operator, "/readyz").await, Ok((200, _)))
     })
     .await;
     // The watches are filtered by the apiserver: the cache never held the other seven jobs.
@@ -1184,7 +909,7 @@ fn leader_args(ctx: &TestContext, timings: [&str; 3]) -> Vec<String> {
     ]
 }
 
-async fn is_leader(operator: &OperatorProcess) -> f64 {
+async fn is_leader(operator: &OperatorBinary) -> f64 {
     operator.scrape().await.sum("tfjob_operator_is_leader", &[])
 }
 
@@ -1198,12 +923,12 @@ async fn leader_election_only_the_leader_reconciles_and_a_killed_leader_is_repla
     let args = leader_args(&ctx, ["3s", "2s", "500ms"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
 
-    let mut a = OperatorProcess::start("leader-a", &args, &[("POD_NAME", "op-a")]).await;
+    let mut a = start_operator("leader-a", &args, &[("POD_NAME", "op-a")]).await;
     wait_for(secs(20), "op-a to lead and be ready", || async {
-        matches!(a.probe("/readyz").await, Ok((200, _))) && is_leader(&a).await == 1.0
+        matches!(probe(&a, "/readyz").await, Ok((200, _))) && is_leader(&a).await == 1.0
     })
     .await;
-    let b = OperatorProcess::start("leader-b", &args, &[("POD_NAME", "op-b")]).await;
+    let b = start_operator("leader-b", &args, &[("POD_NAME", "op-b")]).await;
     wait_for(secs(20), "op-b to stand by", || async {
         b.log_lines()
             .iter()
@@ -1211,7 +936,7 @@ async fn leader_election_only_the_leader_reconciles_and_a_killed_leader_is_repla
     })
     .await;
     assert_eq!(
-        b.probe("/readyz").await,
+        probe(&b, "/readyz").await,
         Ok((200, "ok".to_string())),
         "a standby is ready"
     );
@@ -1281,7 +1006,7 @@ async fn leader_election_only_the_leader_reconciles_and_a_killed_leader_is_repla
         event_reporters(&ctx, "second", "SuccessfulCreatePod").await,
         [holder_b]
     );
-    assert_eq!(b.probe("/readyz").await, Ok((200, "ok".to_string())));
+    assert_eq!(probe(&b, "/readyz").await, Ok((200, "ok".to_string())));
     // A standby may take over only once the lease has expired: lease duration after the last
     // renewal it saw, which it sees up to one (jittered) retry period late, then up to one more
     // retry period until its next attempt: 3 s + 2 × 1.1 s at most, plus request time.
@@ -1320,12 +1045,12 @@ async fn sigterm_finishes_in_flight_reconciles_releases_the_lease_and_exits_0() 
     let (recorder, seen) = record_creations(&ctx);
     let args = leader_args(&ctx, ["15s", "10s", "1s"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut a = OperatorProcess::start("sigterm-a", &args, &[("POD_NAME", "op-a")]).await;
+    let mut a = start_operator("sigterm-a", &args, &[("POD_NAME", "op-a")]).await;
     wait_for(secs(20), "op-a to lead and be ready", || async {
-        matches!(a.probe("/readyz").await, Ok((200, _))) && is_leader(&a).await == 1.0
+        matches!(probe(&a, "/readyz").await, Ok((200, _))) && is_leader(&a).await == 1.0
     })
     .await;
-    let b = OperatorProcess::start("sigterm-b", &args, &[("POD_NAME", "op-b")]).await;
+    let b = start_operator("sigterm-b", &args, &[("POD_NAME", "op-b")]).await;
     wait_for(secs(20), "op-b to stand by", || async {
         b.log_lines()
             .iter()
@@ -1350,9 +1075,8 @@ async fn sigterm_finishes_in_flight_reconciles_releases_the_lease_and_exits_0() 
         }
     })
     .await;
-    a.signal("TERM");
     let terminated = Instant::now();
-    let status = a.exit_within(secs(10)).await;
+    let status = a.terminate(secs(10)).await;
     let shutdown = terminated.elapsed();
     assert!(
         status.success(),
@@ -1426,7 +1150,7 @@ async fn every_metric_has_the_right_value_after_a_scripted_lifecycle() {
     let _shared = EXCLUSIVE.read().await;
     let ctx = TestContext::new("metrics").await;
     let ns = ctx.namespace.as_str();
-    let operator = OperatorProcess::start("metrics", &[&format!("--namespace={ns}")], &[]).await;
+    let operator = start_operator("metrics", &[&format!("--namespace={ns}")], &[]).await;
     let _kubelet = sim_kubelet(&ctx);
     let exit_3 = format!("{FAST}, sim.tfjob-operator.dev/exit-code: '3'");
     let oom_once = format!(
@@ -1521,11 +1245,11 @@ async fn every_metric_has_the_right_value_after_a_scripted_lifecycle() {
         let scrape = operator.scrape().await;
         let wrong: Vec<String> = expected
             .iter()
-            .filter(|(name, labels, value)| scrape.get(name, labels) != Some(*value))
+            .filter(|(name, labels, value)| sample(&scrape, name, labels) != Some(*value))
             .map(|(name, labels, value)| {
                 format!(
                     "{name}{labels:?}: want {value}, got {:?}",
-                    scrape.get(name, labels)
+                    sample(&scrape, name, labels)
                 )
             })
             .collect();
@@ -1540,13 +1264,18 @@ async fn every_metric_has_the_right_value_after_a_scripted_lifecycle() {
     // Labelled families are exported before their first increment, at 0, for every known label.
     for kind in ["child_write", "status_write", "job_delete", "undecodable"] {
         assert_eq!(
-            scrape.get("tfjob_operator_reconcile_errors_total", &[("kind", kind)]),
+            sample(
+                &scrape,
+                "tfjob_operator_reconcile_errors_total",
+                &[("kind", kind)]
+            ),
             Some(0.0)
         );
     }
     for resource in ["tfjobs", "pods", "services"] {
         assert_eq!(
-            scrape.get(
+            sample(
+                &scrape,
                 "tfjob_operator_watch_restarts_total",
                 &[("resource", resource)]
             ),
@@ -1561,7 +1290,8 @@ async fn every_metric_has_the_right_value_after_a_scripted_lifecycle() {
         "{observed} durations for {reconciles} reconciles"
     );
     assert_eq!(
-        scrape.get(
+        sample(
+            &scrape,
             "tfjob_operator_reconcile_duration_seconds_bucket",
             &[("le", "+Inf")]
         ),
@@ -1616,11 +1346,11 @@ async fn json_logs_carry_namespace_and_name_on_reconcile_lines() {
     let _shared = EXCLUSIVE.read().await;
     let ctx = TestContext::new("logs").await;
     let ns = ctx.namespace.as_str();
-    let mut operator = OperatorProcess::start(
+    let mut operator = start_operator(
         "logs",
+        // JSON logs: OperatorBinary always passes --log-format=json.
         &[
             &format!("--namespace={ns}"),
-            "--log-format=json",
             "--log-level=tfjob_operator=debug",
         ],
         &[],
@@ -1642,8 +1372,7 @@ async fn json_logs_carry_namespace_and_name_on_reconcile_lines() {
             .any(|l| message(l) == "reconcile failed")
     })
     .await;
-    operator.signal("TERM");
-    assert!(operator.exit_within(secs(10)).await.success());
+    assert!(operator.terminate(secs(10)).await.success());
 
     let text = operator.log_text();
     let lines: Vec<Value> = text

@@ -1,8 +1,8 @@
 //! The real `tfjob-operator` binary as a child process (as users run it), its stderr in a file,
 //! its endpoints on free loopback ports; plus plain HTTP and Prometheus-text helpers.
 //!
-//! `tests/operations.rs` has its own copy of the essentials; this one takes any kubeconfig (the
-//! fault proxy's, for instance) and can tell whether the process panicked.
+//! It takes any kubeconfig (the fault proxy's, for instance) and can tell whether the process
+//! panicked.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -32,6 +32,16 @@ impl OperatorBinary {
     /// Spawns `tfjob-operator run ARGS` with `KUBECONFIG=kubeconfig`, JSON logs and both
     /// endpoints on free ports, in an otherwise empty environment. Does not wait for anything.
     pub fn spawn(name: &str, kubeconfig: &Path, args: &[String]) -> OperatorBinary {
+        OperatorBinary::spawn_with_env(name, kubeconfig, args, &[])
+    }
+
+    /// Like [`OperatorBinary::spawn`], with `env` added to the environment (`POD_NAME`, say).
+    pub fn spawn_with_env(
+        name: &str,
+        kubeconfig: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> OperatorBinary {
         let log =
             std::env::temp_dir().join(format!("tfjob-operator-{name}-{}.log", unique_suffix()));
         let stderr = std::fs::File::create(&log)
@@ -47,6 +57,7 @@ impl OperatorBinary {
             .args(args)
             .env_clear()
             .env("KUBECONFIG", kubeconfig)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -66,7 +77,17 @@ impl OperatorBinary {
 
     /// Spawns it and waits until it serves its endpoints.
     pub async fn start(name: &str, kubeconfig: &Path, args: &[String]) -> OperatorBinary {
-        let mut operator = OperatorBinary::spawn(name, kubeconfig, args);
+        OperatorBinary::start_with_env(name, kubeconfig, args, &[]).await
+    }
+
+    /// Like [`OperatorBinary::start`], with `env` added to the environment.
+    pub async fn start_with_env(
+        name: &str,
+        kubeconfig: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> OperatorBinary {
+        let mut operator = OperatorBinary::spawn_with_env(name, kubeconfig, args, env);
         let deadline = Instant::now() + secs(60);
         while !operator.endpoints_known() {
             if let Ok(Some(status)) = operator.child.try_wait() {
