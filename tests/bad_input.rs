@@ -16,10 +16,9 @@
 //! and after the whole corpus are reconciled as usual: their pods are created and they are
 //! marked `Created`.
 //!
-//! Known gap, marked `gap:` in the manifest: a job the operator cannot decode at all (an integer
-//! the schema allows but int32 does not) is marked `Failed`, but the message names the value
-//! rather than the field and no `Warning` event is recorded; for those cases only the `Failed`
-//! condition is checked.
+//! A job the operator cannot decode at all (an integer the schema allows but int32 does not) is
+//! marked `Failed` the same way, its message naming the field by its path. A case may carry
+//! `gap:` in the manifest for a known shortcoming; none does today.
 
 mod support;
 

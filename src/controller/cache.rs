@@ -39,9 +39,44 @@ impl From<TFJob> for CachedJob {
 }
 
 impl<'de> Deserialize<'de> for CachedJob {
+    /// A job that does not decode (a value the schema allows but the types do not, such as
+    /// `replicas: 4294967296`) fails with the path of the field, which the Failed condition
+    /// and the Warning event then name.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        TFJob::deserialize(deserializer).map(CachedJob::from)
+        serde_path_to_error::deserialize::<_, TFJob>(deserializer)
+            .map(CachedJob::from)
+            .map_err(|error| {
+                let path = field_path(error.path());
+                let inner = error.into_inner();
+                if path.is_empty() {
+                    inner
+                } else {
+                    serde::de::Error::custom(format_args!("{path}: {inner}"))
+                }
+            })
     }
+}
+
+/// `path` the way validation names fields: `spec.tfReplicaSpecs[Worker].replicas`.
+fn field_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    let mut replica_key_next = false;
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } if replica_key_next => out.push_str(&format!("[{key}]")),
+            Segment::Map { key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+        replica_key_next = matches!(segment, Segment::Map { key } if key == "tfReplicaSpecs");
+    }
+    out
 }
 
 impl Resource for CachedJob {
@@ -117,5 +152,20 @@ mod tests {
         }))
         .unwrap();
         assert!(cached.spec.is_err());
+    }
+
+    #[test]
+    fn an_undecodable_job_names_the_field() {
+        let error = serde_json::from_value::<CachedJob>(serde_json::json!({
+            "metadata": {"name": "j", "namespace": "ns"},
+            "spec": {"tfReplicaSpecs": {"Worker": {"replicas": 4294967296u64}}}
+        }))
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("spec.tfReplicaSpecs[Worker].replicas: "),
+            "{error}"
+        );
     }
 }

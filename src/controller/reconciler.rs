@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::core::error_boundary::InvalidObject;
 use kube::{Resource, ResourceExt};
@@ -179,7 +179,12 @@ async fn mark_undecodable(
         ],
         "completionTime": now,
     }});
-    let api: Api<TFJob> = Api::namespaced(ctx.client.clone(), namespace);
+    // Untyped: the answer is the same object, which does not decode as a TFJob either.
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        namespace,
+        &ApiResource::erase::<TFJob>(&()),
+    );
     let written = api
         .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
