@@ -983,7 +983,8 @@ async fn two_hundred_jobs_survive_an_operator_sigkilled_twelve_times() {
         let real = transitioned.len();
         // A count is lost only when the kill fell inside the reconcile that stored the
         // transition: its status patch was never answered, or a write of that job sent with
-        // it or after it in the same incarnation (its events, a later reconcile) was cut.
+        // it (its events, sent concurrently: 3 s of slack under load) or after it in the same
+        // incarnation (a later reconcile: over-counted, harmless) was cut.
         let may_be_lost = transitioned
             .iter()
             .filter(|s| {
@@ -997,7 +998,7 @@ async fn two_hundred_jobs_survive_an_operator_sigkilled_twelve_times() {
                     || records.iter().any(|r| {
                         r.is_write()
                             && r.outcome != Outcome::Delivered
-                            && r.received + Duration::from_secs(1) >= stored.received
+                            && r.received + Duration::from_secs(3) >= stored.received
                             && incarnation_of(r) == incarnation_of(stored)
                             && job_of_write(r) == job
                     })
@@ -1368,13 +1369,14 @@ async fn jobs_converge_through_injected_api_faults_without_a_hot_loop() {
         attempts as f64 <= 2.5 * effective as f64,
         "{attempts} write attempts for {effective} writes that took effect: retries without back-off"
     );
-    // The busiest second: the 60 jobs, submitted at once, need ~15 writes each and the
-    // operator has no client-side rate limit (--kube-api-qps 0), so the start is a burst as
-    // fast as this 2-core apiserver completes writes (~150/s measured here). Faults answered
-    // by the proxy itself cost the operator nothing, so a hot retry loop would go far beyond
-    // that: 250 requests in a second mean a loop, not work.
+    // The busiest second. The operator has no client-side rate limit (--kube-api-qps 0), so
+    // its first wave for the 60 jobs submitted at once (about 5 creates and a status patch
+    // each: ~350 writes) goes out as fast as the apiserver completes them (~100-170/s on this
+    // 2-core machine). Even a fast apiserver cannot see more than that whole wave in one
+    // second; faults answered by the proxy itself cost nothing, so a retry loop without
+    // back-off would go far beyond it. Above 400 requests in a second is a loop, not work.
     assert!(
-        busiest.first().copied().unwrap_or(0) <= 250,
+        busiest.first().copied().unwrap_or(0) <= 400,
         "{} requests in the busiest second: a hot loop",
         busiest[0]
     );
