@@ -146,7 +146,7 @@ pub struct ReplicaSpec {
 
     /// Pod template; its own `spec.restartPolicy` is replaced by `restartPolicy` below.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template: Option<PodTemplateSpec>,
+    pub template: Option<Box<PodTemplateSpec>>,
 
     /// `Always`, `OnFailure`, `Never` (default) or `ExitCode`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
