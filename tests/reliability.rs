@@ -25,11 +25,12 @@
 //!   no child is created twice, and the request rate stays bounded (write attempts per write
 //!   that took effect, the busiest second, and near silence once every job has finished).
 //!
-//! Known operator bug, tolerated only where its exact signature is seen in the recorded
-//! requests and named in the output ([`known_bug_jobs`]): a job's children are deleted before
-//! the status recording why (a restart, a finished job's clean-up) is stored, and the two are
-//! not retried together, so a kill or an API error between them loses a restart count, counts
-//! one twice, or re-creates children of a job that had finished.
+//! The status that records why children go (a counted restart, a finished job's clean-up) is
+//! stored before any of them is deleted, and a restart is counted once per failed pod (its UID
+//! is kept in `replicaStatuses[T].restartedPods` until it is gone), so no kill or API error
+//! between the two loses a restart, counts one twice or re-runs a finished job. Events are
+//! written after the status: a kill may lose one (its job is then named as interrupted), never
+//! write one twice.
 //!
 //! The tests take turns (one control plane; the apiserver restart would disturb the others, and
 //! a 2-core machine measures rates better without neighbours).
@@ -378,7 +379,7 @@ async fn await_all_finished(
 /// the end: never a type twice, never out of order. `Running` may be missing: a job whose pods
 /// ran while no operator watched (killed, or the apiserver away) is never seen running, as
 /// upstream's status algorithm does. The scripted restart count must match, except for jobs in
-/// `bug` (see [`known_bug_jobs`]).
+/// `bug` (jobs whose restart accounting may differ; none today).
 fn end_state_problems(
     scripts: &[Scripted],
     jobs: &BTreeMap<String, TFJob>,
@@ -435,73 +436,6 @@ fn end_state_problems(
         }
     }
     (problems, canonical)
-}
-
-/// Jobs hit by a known operator bug, with which of its two signatures. The restart count and
-/// the completed replicas live in the status, but `apply` deletes children and writes the
-/// status independently (deletes first, then the status whether or not they worked):
-///
-/// - `deleted, status not confirmed`: a child delete took effect while the job's end was not
-///   yet stored, and the operator never learnt that the job's next status patch (in the same
-///   incarnation) was stored: it was rejected, its answer lost, or it never came (a kill). The
-///   next reconcile sees the pod gone and, in its cache, nothing recorded: it re-creates the
-///   pod without counting the restart, or re-runs replicas of a job that had finished
-///   (cleanPodPolicy deleted them).
-/// - `delete failed, status stored`: a pod delete did not take effect while a status patch
-///   (restarts + 1) did before the pod was finally deleted; the retry sees the same failed pod
-///   and counts its restart again.
-fn known_bug_jobs(
-    records: &[Record],
-    incarnation_of: impl Fn(&Record) -> Option<usize>,
-) -> BTreeMap<String, &'static str> {
-    let mut by_job: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.is_write()) {
-        if let Some(job) = job_of_write(r) {
-            by_job.entry(job).or_default().push(r);
-        }
-    }
-    let mut hit = BTreeMap::new();
-    for (job, mut writes) in by_job {
-        writes.sort_by_key(|r| r.received);
-        let is_status = |r: &Record| r.method == "PATCH" && r.path.contains("/tfjobs/");
-        let ended = |r: &Record| {
-            r.took_effect() && (sets_condition(r, "Succeeded") || sets_condition(r, "Failed"))
-        };
-        for (i, d) in writes.iter().enumerate() {
-            if d.method != "DELETE" {
-                continue;
-            }
-            if writes[..i].iter().any(|r| ended(r)) {
-                break; // clean-up of a finished job
-            }
-            let next_status = writes[i + 1..]
-                .iter()
-                .find(|r| is_status(r) && incarnation_of(r) == incarnation_of(d));
-            if d.took_effect() && next_status.is_none_or(|r| r.outcome != Outcome::Delivered) {
-                hit.insert(job.clone(), "deleted, status not confirmed");
-                break;
-            }
-            // Up to the delete of that pod that worked, a status patch (or kube's retry of
-            // one after a 429) took effect.
-            let path = d.path.split('?').next();
-            let retried = writes[i + 1..]
-                .iter()
-                .position(|r| {
-                    r.method == "DELETE" && r.took_effect() && r.path.split('?').next() == path
-                })
-                .map_or(writes.len(), |k| i + 1 + k);
-            if !d.took_effect()
-                && d.path.contains("/pods/")
-                && writes[i + 1..retried]
-                    .iter()
-                    .any(|r| is_status(r) && r.took_effect())
-            {
-                hit.insert(job.clone(), "delete failed, status stored");
-                break;
-            }
-        }
-    }
-    hit
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -571,7 +505,7 @@ fn audited_creates(namespace: &str) -> BTreeMap<(String, String), Vec<u16>> {
 
 /// Pods and services created more often than scripted (audit log), and pod names seen with
 /// another number of UIDs than successful creates (watch). Jobs in `rerun` (see
-/// [`known_bug_jobs`]) may have children created more often, but each pod once per UID: never
+/// jobs in `bug`) may have children created more often, but each pod once per UID: never
 /// two at a time. Returns the problems and the children never created: a job decided by its
 /// chief or worker 0 may end before a kill-delayed reconcile creates its other replicas.
 fn duplicate_problems(
@@ -904,7 +838,7 @@ async fn two_hundred_jobs_survive_an_operator_sigkilled_twelve_times() {
             .windows(2)
             .position(|w| r.received >= w[0] && r.received < w[1])
     };
-    let bug = known_bug_jobs(&records, incarnation_of);
+    let bug: BTreeMap<String, &str> = BTreeMap::new();
     let (problems, canonical) = end_state_problems(&scripts, &jobs, &bug);
     assert!(
         problems.is_empty(),
@@ -1252,7 +1186,7 @@ async fn jobs_converge_across_an_apiserver_restart_and_etcd_compaction() {
         "the restart ended no watch with an error (tfjob_operator_watch_restarts_total unchanged): the test did not disturb the operator"
     );
     let records = proxy.records();
-    let bug = known_bug_jobs(&records, |_| Some(0));
+    let bug: BTreeMap<String, &str> = BTreeMap::new();
     let (problems, canonical) = end_state_problems(&scripts, &jobs, &bug);
     assert!(
         problems.is_empty(),
@@ -1335,7 +1269,7 @@ async fn jobs_converge_through_injected_api_faults_without_a_hot_loop() {
     panic_free(&operator);
 
     let records = proxy.records();
-    let bug = known_bug_jobs(&records, |_| Some(0));
+    let bug: BTreeMap<String, &str> = BTreeMap::new();
     let (problems, canonical) = end_state_problems(&scripts, &jobs, &bug);
     let (duplicates, never_created) = duplicate_problems(&ns, &scripts, &uids, &bug);
     let during = |r: &&Record| r.received >= faults_from && r.received < faults_to;

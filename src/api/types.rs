@@ -209,6 +209,12 @@ pub struct ReplicaStatus {
     /// `completedIndexes` (`"0,2-4"`), so a succeeded index is never run again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_indexes: Option<String>,
+
+    /// tfjob-operator extension: UIDs of failed pods whose restart `restarts` already counts
+    /// and that are being replaced, so a failed delete or an operator restart never counts one
+    /// twice. Emptied once the pods are gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restarted_pods: Vec<String>,
 }
 
 /// One entry of `status.conditions`.

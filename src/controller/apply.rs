@@ -69,70 +69,37 @@ pub async fn apply(
         _ => None,
     };
 
-    let (created_pods, created_services, deleted_pods, deleted_services) = futures::join!(
+    let (created_pods, created_services) = futures::join!(
         create_all(&pods, plan.create_pods, |p| ctx.pods.created(p)),
         create_all(&services, plan.create_services, |s| ctx.services.created(s)),
-        delete_all(&pods, &plan.delete_pods, |name| ctx
-            .pods
-            .deleting(key, name)),
-        delete_all(&services, &plan.delete_services, |name| ctx
-            .services
-            .deleting(key, name)),
     );
     ctx.metrics.pods_created(created_pods.done.len() as u64);
     ctx.metrics
         .services_created(created_services.done.len() as u64);
-    ctx.metrics.pods_deleted(deleted_pods.done.len() as u64);
-    ctx.metrics
-        .services_deleted(deleted_services.done.len() as u64);
-
-    events.extend(
-        plan.pod_warnings
-            .iter()
-            .filter(|w| ctx.announced.first_time(&w.pod_uid, &w.message))
-            .map(|w| JobEvent {
-                warning: true,
-                reason: w.reason.clone(),
-                message: w.message.clone(),
-            }),
-    );
-    events.extend(created_pods.events(
+    let mut child_events: Vec<JobEvent> = created_pods.events(
         "pod",
         event_reason::SUCCESSFUL_CREATE_POD,
         event_reason::FAILED_CREATE_POD,
         "Created pod",
         "Error creating",
-    ));
-    events.extend(created_services.events(
+    );
+    child_events.extend(created_services.events(
         "service",
         event_reason::SUCCESSFUL_CREATE_SERVICE,
         event_reason::FAILED_CREATE_SERVICE,
         "Created service",
         "Error creating",
     ));
-    events.extend(deleted_pods.events(
-        "pod",
-        event_reason::SUCCESSFUL_DELETE_POD,
-        event_reason::FAILED_DELETE_POD,
-        "Deleted pod",
-        "Error deleting",
-    ));
-    events.extend(deleted_services.events(
-        "service",
-        event_reason::SUCCESSFUL_DELETE_SERVICE,
-        event_reason::FAILED_DELETE_SERVICE,
-        "Deleted service",
-        "Error deleting",
-    ));
 
-    let status_write = async {
-        match &plan.status {
-            Some(status) => write_status(ctx, job, current, status).await,
-            None => Ok(()),
-        }
-    };
-    let (status_result, ()) = futures::join!(status_write, publish(ctx, &reference, &events));
-    status_result?;
+    // The status goes before any delete: it records why children go (a counted restart, a
+    // finished job), so a failed write or a crash in between never loses that reason, and a
+    // job whose end is not stored never has its pods cleaned up.
+    if let Some(status) = &plan.status
+        && let Err(error) = write_status(ctx, job, current, status).await
+    {
+        publish(ctx, &reference, &child_events).await;
+        return Err(error);
+    }
 
     // Counted only once the status that records the transition is stored.
     for counter in &plan.counters {
@@ -144,6 +111,48 @@ pub async fn apply(
             JobCounter::Restarted => ctx.metrics.job_restarted(ns),
         }
     }
+
+    let (deleted_pods, deleted_services) = futures::join!(
+        delete_all(&pods, &plan.delete_pods, |name| ctx
+            .pods
+            .deleting(key, name)),
+        delete_all(&services, &plan.delete_services, |name| ctx
+            .services
+            .deleting(key, name)),
+    );
+    ctx.metrics.pods_deleted(deleted_pods.done.len() as u64);
+    ctx.metrics
+        .services_deleted(deleted_services.done.len() as u64);
+    child_events.extend(deleted_pods.events(
+        "pod",
+        event_reason::SUCCESSFUL_DELETE_POD,
+        event_reason::FAILED_DELETE_POD,
+        "Deleted pod",
+        "Error deleting",
+    ));
+    child_events.extend(deleted_services.events(
+        "service",
+        event_reason::SUCCESSFUL_DELETE_SERVICE,
+        event_reason::FAILED_DELETE_SERVICE,
+        "Deleted service",
+        "Error deleting",
+    ));
+
+    // Events once the status that records their transition is stored: a crash may lose one,
+    // never write one twice.
+    events.extend(
+        plan.pod_warnings
+            .iter()
+            .filter(|w| ctx.announced.first_time(&w.pod_uid, &w.message))
+            .map(|w| JobEvent {
+                warning: true,
+                reason: w.reason.clone(),
+                message: w.message.clone(),
+            }),
+    );
+    events.extend(child_events);
+    publish(ctx, &reference, &events).await;
+
     if plan.delete_job {
         delete_job(ctx, job, &reference).await?;
     }

@@ -346,7 +346,7 @@ fn on_failure_restarts_a_failed_pod_then_running_replaces_restarting() {
     assert_eq!(plan.counters, [JobCounter::Restarted]);
     assert_eq!(
         world.replica_statuses()["Worker"],
-        json!({"active": 1, "failed": 1, "restarts": 3})
+        json!({"active": 1, "failed": 1, "restarts": 3, "restartedPods": ["uid-3"]})
     );
 
     // The pod is gone: the next pass re-creates it; worker 0 still runs, so Running is back.
@@ -364,6 +364,46 @@ fn on_failure_restarts_a_failed_pod_then_running_replaces_restarting() {
     assert_eq!(
         world.replica_statuses()["Worker"],
         json!({"active": 1, "restarts": 3})
+    );
+}
+
+#[test]
+fn a_restart_whose_delete_failed_is_not_counted_again() {
+    let mut world = World::new(&mnist("", "OnFailure"));
+    world.step(t(0));
+    for pod in world.pod_names() {
+        world.run(&pod);
+    }
+    world.step(t(1));
+    world.set("mnist-worker-1", "Failed", Some(137), 0);
+    // The status that counts the restart is stored, then the delete fails (or the operator
+    // dies before it): the pod is still there, failed.
+    let plan = world.plan(t(2));
+    assert_eq!(plan.counters, [JobCounter::Restarted]);
+    world.job.status = plan.status;
+    assert_eq!(world.replica_statuses()["Worker"]["restarts"], json!(1));
+
+    let retry = world.step(t(3));
+    assert_eq!(
+        retry.delete_pods,
+        [ChildRef {
+            name: "mnist-worker-1".into(),
+            uid: Some("uid-3".into())
+        }],
+        "the delete is retried"
+    );
+    assert!(
+        retry.counters.is_empty(),
+        "the restart is not counted again"
+    );
+    assert!(events(&retry).is_empty(), "{:?}", events(&retry));
+    assert_eq!(world.replica_statuses()["Worker"]["restarts"], json!(1));
+
+    // Once the pod is gone its UID is forgotten.
+    world.step(t(4));
+    assert_eq!(
+        world.replica_statuses()["Worker"],
+        json!({"active": 1, "restarts": 1})
     );
 }
 

@@ -19,6 +19,8 @@ pub(super) struct ReplicaOutcome {
     pub limit: Option<Limit>,
     /// Restarts decided in this pass, per type (re-creation plus the pod's in-place restarts).
     pub restarts: BTreeMap<ReplicaType, i32>,
+    /// UIDs of the failed pods whose restart this pass counts, per type.
+    pub restarted_pods: BTreeMap<ReplicaType, Vec<String>>,
     /// Completed indices per type after this pass.
     pub completed: BTreeMap<ReplicaType, BTreeSet<i32>>,
 }
@@ -112,8 +114,26 @@ impl Planner<'_> {
                 outcome.limit = Some(Limit::Backoff);
                 return outcome;
             }
+            let already_counted = pod.uid.as_ref().is_some_and(|uid| {
+                self.status
+                    .replica_statuses
+                    .get(replica_type.as_str())
+                    .is_some_and(|s| s.restarted_pods.contains(uid))
+            });
+            if already_counted {
+                // Its restart is stored; only the delete did not happen yet.
+                to_delete.push(child_ref(&pod));
+                continue;
+            }
             // Each failure restarts the pod once: its in-place restarts move into the count
             // kept in status, so the total survives the re-creation and an operator restart.
+            if let Some(uid) = &pod.uid {
+                outcome
+                    .restarted_pods
+                    .entry(replica_type)
+                    .or_default()
+                    .push(uid.clone());
+            }
             let consumed = 1 + pod.restarts;
             restarts_so_far = restarts_so_far.saturating_add(1);
             *outcome.restarts.entry(replica_type).or_default() += consumed;

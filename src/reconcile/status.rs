@@ -1,7 +1,7 @@
 //! The status pass (upstream's `UpdateJobStatus`, §7.4): replica counters, `startTime`, and
 //! the Running / Succeeded / Failed decisions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::conditions::{self, TRUE, reason};
 use super::indexes;
@@ -125,6 +125,22 @@ impl Planner<'_> {
                 status.restarts = old
                     .restarts
                     .saturating_add(outcome.restarts.get(&replica_type).copied().unwrap_or(0));
+                // Remembered while the pod still exists (its delete may yet fail).
+                let alive: BTreeSet<&str> =
+                    self.pods.iter().filter_map(|p| p.uid.as_deref()).collect();
+                status.restarted_pods = old
+                    .restarted_pods
+                    .iter()
+                    .chain(
+                        outcome
+                            .restarted_pods
+                            .get(&replica_type)
+                            .into_iter()
+                            .flatten(),
+                    )
+                    .filter(|uid| alive.contains(uid.as_str()))
+                    .cloned()
+                    .collect();
                 (replica_type.as_str().to_string(), status)
             })
             .collect()
