@@ -87,10 +87,10 @@ struct Args {
     #[arg(long, default_value_t = 4)]
     replicas: i32,
     /// Jobs for the Job controller at its default QPS 20 (about 12 pods/s, so fewer).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 50)]
     jobs_default_qps: usize,
     /// Single jobs per latency series.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 100)]
     latency_jobs: usize,
     /// Jobs run to Succeeded per lifecycle phase.
     #[arg(long, default_value_t = 50)]
