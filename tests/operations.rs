@@ -27,7 +27,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
 
-use support::binary::{OperatorBinary, Scrape, http, http_raw, message};
+use support::binary::{OperatorBinary, Scrape, http, message};
+use support::etcd::{bump_and_compact, etcd_endpoint};
 use support::operator::{has, sim_kubelet};
 use support::*;
 use tfjob_operator::api::TFJob;
@@ -369,67 +370,6 @@ async fn initial_list_of_2000_jobs_in_pages_of_100_fills_the_cache_before_ready(
     ctx.teardown().await;
 }
 
-/// The etcd client endpoint of the control plane, from kube-apiserver's `--etcd-servers`.
-fn etcd_endpoint() -> SocketAddr {
-    let dir = &control_plane().dir;
-    let pids = std::fs::read_to_string(dir.join("pids")).expect("the control plane's pids file");
-    let pid = pids
-        .lines()
-        .filter_map(|l| l.strip_prefix("kube-apiserver "))
-        .next_back()
-        .expect("kube-apiserver's pid");
-    let cmdline =
-        std::fs::read(format!("/proc/{}/cmdline", pid.trim())).expect("apiserver cmdline");
-    let args: Vec<String> = cmdline
-        .split(|b| *b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    let servers = args
-        .iter()
-        .position(|a| a == "--etcd-servers")
-        .and_then(|i| args.get(i + 1).cloned())
-        .or_else(|| {
-            args.iter()
-                .find_map(|a| a.strip_prefix("--etcd-servers=").map(str::to_string))
-        })
-        .expect("kube-apiserver --etcd-servers");
-    servers
-        .split(',')
-        .next()
-        .and_then(|u| u.trim_start_matches("http://").parse().ok())
-        .unwrap_or_else(|| panic!("cannot use etcd endpoint {servers}"))
-}
-
-/// etcd's JSON gateway: writes a key outside the apiserver's prefix (so the revision moves on)
-/// and compacts the keyspace at the current revision. Returns that revision.
-async fn bump_and_compact(etcd: SocketAddr) -> u64 {
-    let call = |path: &'static str, body: String| async move {
-        let json = ["content-type: application/json"];
-        let (status, _, reply) = http_raw(etcd, "POST", path, &json, body.as_bytes())
-            .await
-            .unwrap_or_else(|e| panic!("etcd {path}: {e}"));
-        assert_eq!(status, 200, "etcd {path}: {reply}");
-        serde_json::from_str::<Value>(&reply).expect("etcd answers JSON")
-    };
-    // base64("/tfjob-operator-tests/bump")
-    let key = "L3Rmam9iLW9wZXJhdG9yLXRlc3RzL2J1bXA=";
-    let put = call(
-        "/v3/kv/put",
-        json!({"key": key, "value": "eA=="}).to_string(),
-    )
-    .await;
-    let revision: u64 = put["header"]["revision"]
-        .as_str()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or_else(|| panic!("no revision in {put}"));
-    call(
-        "/v3/kv/compaction",
-        json!({"revision": revision.to_string(), "physical": false}).to_string(),
-    )
-    .await;
-    revision
-}
-
 /// Lines of a JSON log whose `error` field contains `text`.
 fn errors_containing(lines: &[Value], text: &str) -> usize {
     lines
@@ -542,7 +482,7 @@ async fn compaction_and_a_dropped_watch_make_the_operator_relist_without_duplica
     // 1. Compact etcd continuously while the operator starts. Its TFJob list has four pages at
     // least 100 ms apart (10 requests/s, burst 1), so each continuation names a compacted
     // revision and is answered 410 Expired: the watcher lists again from the start.
-    let etcd = etcd_endpoint();
+    let etcd = etcd_endpoint(&control_plane().dir);
     let compactor = Compactor::start(etcd);
     let operator = start_operator(
         "relist",

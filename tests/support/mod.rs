@@ -25,6 +25,7 @@
 
 pub mod binary;
 pub mod control_plane;
+pub mod etcd;
 pub mod operator;
 pub mod proxy;
 pub mod wait;
