@@ -440,7 +440,7 @@ async fn malformed_tfjobs_are_rejected_or_failed_and_the_operator_keeps_serving(
                     }
                 }
             }
-            // A known gap (see expected.yaml): the undecodable path records no event yet.
+            // A case marked `gap:` in expected.yaml is exempt from the event check.
             let notes = events.get(uid).cloned().unwrap_or_default();
             if case.gap.is_none() && !notes.iter().any(|note| case.missing_from(note).is_empty()) {
                 pending.push(format!(

@@ -16,7 +16,7 @@ use tfjob_operator::api::TFJob;
 use deploy::access::{Check, assert_access, may, may_not};
 use deploy::process::OperatorProcess;
 use deploy::{NAMESPACE, cluster, helm, kustomize, objects, repo_path};
-use support::operator::{conditions, has, job_events, sim_kubelet, submit};
+use support::operator::{await_events, conditions, has, sim_kubelet, submit};
 use support::{TestContext, control_plane, secs, unique_suffix, wait_for};
 
 /// The identity the installed RBAC binds (and the harness's operator token authenticates as).
@@ -87,7 +87,10 @@ async fn install_and_run(how: &str, objs: &[Value], leader_election: bool) {
         ))
     })
     .await;
-    let events = job_events(&ctx, "tfjob-test").await;
+    let events = await_events(&ctx, "tfjob-test", "the TFJobSucceeded event", |e| {
+        e.iter().any(|e| e.contains("TFJobSucceeded"))
+    })
+    .await;
     for reason in [
         "SuccessfulCreatePod",
         "SuccessfulCreateService",

@@ -812,19 +812,32 @@ async fn namespace_and_label_selector_scoping_only_touch_the_selected_jobs() {
     a.teardown().await;
 }
 
-/// `reportingInstance` of the events about TFJob `name` with `reason`.
+/// `reportingInstance` of the events about TFJob `name` with `reason`, once there is at least one
+/// (events are published after the status that records the transition).
 async fn event_reporters(ctx: &TestContext, name: &str, reason: &str) -> Vec<String> {
     let events: Api<Event> = ctx.api();
-    events
-        .list(&ListParams::default())
-        .await
-        .expect("list events")
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .map(|e| e.reporting_instance.unwrap_or_default())
-        .collect()
+    wait_for(
+        secs(10),
+        &format!("a {reason} event about {name}"),
+        || async {
+            let reporters: Vec<String> = events
+                .list(&ListParams::default())
+                .await
+                .expect("list events")
+                .items
+                .into_iter()
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+                .filter(|e| e.reason.as_deref() == Some(reason))
+                .map(|e| e.reporting_instance.unwrap_or_default())
+                .collect();
+            if reporters.is_empty() {
+                Err("none yet".to_string())
+            } else {
+                Ok(reporters)
+            }
+        },
+    )
+    .await
 }
 
 async fn lease_holder(ctx: &TestContext, name: &str) -> Option<String> {

@@ -11,7 +11,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 
-use support::operator::{Operator, await_condition, conditions, job_events, sim_kubelet, submit};
+use support::operator::{Operator, await_condition, await_events, conditions, sim_kubelet, submit};
 use support::*;
 use tfjob_operator::api::TFJob;
 
@@ -116,7 +116,10 @@ async fn seed_example_runs_to_success() {
         service_names(&ctx).await,
         ["tfjob-test-ps-0", "tfjob-test-worker-0"]
     );
-    let events = job_events(&ctx, "tfjob-test").await;
+    let events = await_events(&ctx, "tfjob-test", "the TFJobSucceeded event", |e| {
+        e.iter().any(|e| e.contains("TFJobSucceeded"))
+    })
+    .await;
     assert!(
         events.contains(
             &"Normal SuccessfulCreatePod: Created pod: tfjob-test-ps-0, tfjob-test-worker-0"
@@ -243,7 +246,10 @@ async fn failure_under_never_fails_the_job() {
             .as_str()
         )
     );
-    let events = job_events(&ctx, "nv").await;
+    let events = await_events(&ctx, "nv", "the ExitedWithCode event", |e| {
+        e.iter().any(|e| e.contains("ExitedWithCode"))
+    })
+    .await;
     assert!(
         events.contains(&format!(
             "Normal ExitedWithCode: Pod: {}.nv-worker-0 exited with code 3",
@@ -298,7 +304,10 @@ async fn exit_code_137_restarts_but_exit_code_1_fails() {
     .await;
     let job = await_condition(&ctx, "oom", "Succeeded", secs(30)).await;
     assert_eq!(job.status.unwrap().replica_statuses["Worker"].restarts, 1);
-    let events = job_events(&ctx, "oom").await;
+    let events = await_events(&ctx, "oom", "the TFJobRestarting event", |e| {
+        e.iter().any(|e| e.contains("TFJobRestarting"))
+    })
+    .await;
     assert!(
         events.contains(
             &"Warning TFJobRestarting: job oom is restarting because Worker replica(s) failed."
@@ -499,7 +508,10 @@ async fn suspend_deletes_pods_and_resume_recreates_them() {
             "Running=True/TFJobRunning"
         ]
     );
-    let events = job_events(&ctx, "sp").await;
+    let events = await_events(&ctx, "sp", "the TFJobSuspended event", |e| {
+        e.iter().any(|e| e.contains("TFJobSuspended"))
+    })
+    .await;
     assert_eq!(
         events
             .iter()
@@ -684,7 +696,10 @@ async fn invalid_jobs_are_failed_with_the_field_named() {
         ),
         "{message}"
     );
-    let events = job_events(&ctx, "bad").await;
+    let events = await_events(&ctx, "bad", "the TFJobFailedValidation event", |e| {
+        e.iter().any(|e| e.contains("TFJobFailedValidation"))
+    })
+    .await;
     assert!(
         events.iter().any(
             |e| e.starts_with("Warning TFJobFailedValidation: ") && e.contains("restartPolicy")

@@ -168,6 +168,26 @@ pub async fn await_condition(
     .await
 }
 
+/// Waits until the TFJob's events (as [`job_events`] lists them) satisfy `done`; returns them.
+/// The operator publishes events after it stores the status, so a condition seen on the job
+/// does not mean its event is there yet.
+pub async fn await_events(
+    ctx: &TestContext,
+    name: &str,
+    what: &str,
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    wait_for(secs(10), what, || async {
+        let events = job_events(ctx, name).await;
+        if done(&events) {
+            Ok(events)
+        } else {
+            Err(format!("{events:#?}"))
+        }
+    })
+    .await
+}
+
 /// `Type Reason: note` of the events recorded on the TFJob, oldest first.
 pub async fn job_events(ctx: &TestContext, name: &str) -> Vec<String> {
     let events: Api<Event> = ctx.api();
