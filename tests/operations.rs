@@ -13,7 +13,6 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
@@ -23,13 +22,13 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
 
 use support::binary::{OperatorBinary, Scrape, http, message};
 use support::etcd::{bump_and_compact, etcd_endpoint};
 use support::operator::{has, sim_kubelet};
+use support::pod_history::PodHistory;
 use support::*;
 use tfjob_operator::api::TFJob;
 
@@ -59,12 +58,7 @@ async fn probe(operator: &OperatorBinary, path: &str) -> Result<(u16, String), S
 
 /// Sum of the samples of `name` whose labels include `labels`; `None` if there is none.
 fn sample(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let present = scrape.0.iter().any(|(n, l, _)| {
-        n == name
-            && labels
-                .iter()
-                .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-    });
+    let present = scrape.matching(name, labels).next().is_some();
     present.then(|| scrape.sum(name, labels))
 }
 
@@ -168,37 +162,6 @@ async fn await_job(
         |j| has(j, type_),
     )
     .await
-}
-
-/// Pod name → every UID seen with that name, recorded by a watch from now on.
-type Creations = Arc<Mutex<BTreeMap<String, Vec<String>>>>;
-
-fn record_creations(ctx: &TestContext) -> (tokio::task::JoinHandle<()>, Creations) {
-    let seen = Creations::default();
-    let pods: Api<Pod> = ctx.api();
-    let record = seen.clone();
-    let task = tokio::spawn(async move {
-        let mut events = watcher(pods, watcher::Config::default())
-            .default_backoff()
-            .touched_objects()
-            .boxed();
-        while let Some(event) = events.next().await {
-            let Ok(pod) = event else { continue };
-            let mut seen = record.lock().expect("lock");
-            let uids = seen.entry(pod.name_any()).or_default();
-            let uid = pod.uid().unwrap_or_default();
-            if !uids.contains(&uid) {
-                uids.push(uid);
-            }
-        }
-    });
-    (task, seen)
-}
-
-fn assert_no_duplicates(seen: &Creations) {
-    let seen = seen.lock().expect("lock");
-    let duplicated: Vec<_> = seen.iter().filter(|(_, uids)| uids.len() > 1).collect();
-    assert!(duplicated.is_empty(), "pods created twice: {duplicated:?}");
 }
 
 /// The operator's requests in `namespace` from the apiserver audit log (writes only, the
@@ -461,7 +424,7 @@ async fn compaction_and_a_dropped_watch_make_the_operator_relist_without_duplica
     let _exclusive = EXCLUSIVE.write().await;
     let ctx = TestContext::new("relist").await;
     let ns = ctx.namespace.as_str();
-    let (recorder, seen) = record_creations(&ctx);
+    let pod_history = PodHistory::record(&ctx);
     let _kubelet = sim_kubelet(&ctx);
     const BEFORE: usize = 8;
     for i in 0..BEFORE {
@@ -657,8 +620,8 @@ async fn compaction_and_a_dropped_watch_make_the_operator_relist_without_duplica
         .collect();
     assert_eq!(creates.keys().cloned().collect::<BTreeSet<_>>(), expected);
     assert!(creates.values().all(|codes| codes == &[201]), "{creates:?}");
-    recorder.abort();
-    assert_no_duplicates(&seen);
+    pod_history.stop();
+    pod_history.assert_no_pod_created_twice();
     let scrape = operator.scrape().await;
     assert_eq!(
         scrape.sum("tfjob_operator_reconcile_errors_total", &[]),
@@ -872,7 +835,7 @@ async fn is_leader(operator: &OperatorBinary) -> f64 {
 async fn leader_election_only_the_leader_reconciles_and_a_killed_leader_is_replaced() {
     let _shared = EXCLUSIVE.read().await;
     let ctx = TestContext::new("leader").await;
-    let (recorder, seen) = record_creations(&ctx);
+    let pod_history = PodHistory::record(&ctx);
     let args = leader_args(&ctx, ["3s", "2s", "500ms"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
 
@@ -913,13 +876,11 @@ async fn leader_election_only_the_leader_reconciles_and_a_killed_leader_is_repla
     let standby = b.scrape().await;
     assert_eq!(standby.sum("tfjob_operator_reconcile_total", &[]), 0.0);
     assert_eq!(standby.sum("tfjob_operator_pods_created_total", &[]), 0.0);
-    for series in &standby.0 {
-        if series.0 == "tfjob_operator_api_requests_total" {
-            assert_eq!(
-                series.1["verb"], "get",
-                "a standby only reads the Lease: {series:?}"
-            );
-        }
+    for sample in standby.samples("tfjob_operator_api_requests_total") {
+        assert_eq!(
+            sample.labels["verb"], "get",
+            "a standby only reads the Lease: {sample:?}"
+        );
     }
     let reporters = event_reporters(&ctx, "first", "SuccessfulCreatePod").await;
     assert!(
@@ -972,8 +933,8 @@ async fn leader_election_only_the_leader_reconciles_and_a_killed_leader_is_repla
         "hand-over took {handover:?}"
     );
 
-    recorder.abort();
-    assert_no_duplicates(&seen);
+    pod_history.stop();
+    pod_history.assert_no_pod_created_twice();
     let creates = pod_creates(&ctx.namespace);
     assert_eq!(creates.len(), 4, "{creates:?}");
     assert!(
@@ -995,7 +956,7 @@ async fn leader_election_only_the_leader_reconciles_and_a_killed_leader_is_repla
 async fn sigterm_finishes_in_flight_reconciles_releases_the_lease_and_exits_0() {
     let _shared = EXCLUSIVE.read().await;
     let ctx = TestContext::new("sigterm").await;
-    let (recorder, seen) = record_creations(&ctx);
+    let pod_history = PodHistory::record(&ctx);
     let args = leader_args(&ctx, ["15s", "10s", "1s"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut a = start_operator("sigterm-a", &args, &[("POD_NAME", "op-a")]).await;
@@ -1021,7 +982,7 @@ async fn sigterm_finishes_in_flight_reconciles_releases_the_lease_and_exits_0() 
     )
     .await;
     wait_fast(secs(30), "the first pod", || async {
-        if seen.lock().expect("lock").is_empty() {
+        if pod_history.names_seen() == 0 {
             Err("no pod yet".to_string())
         } else {
             Ok(())
@@ -1078,8 +1039,8 @@ async fn sigterm_finishes_in_flight_reconciles_releases_the_lease_and_exits_0() 
         !reporters.is_empty() && reporters.iter().all(|r| r == &holder_a),
         "{reporters:?}"
     );
-    recorder.abort();
-    assert_no_duplicates(&seen);
+    pod_history.stop();
+    pod_history.assert_no_pod_created_twice();
     assert!(
         takeover < secs(5),
         "the standby led {takeover:?} after SIGTERM"

@@ -3,15 +3,12 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use kube::runtime::{WatchStreamExt, watcher};
 
 use support::operator::{Operator, await_condition, await_events, conditions, sim_kubelet, submit};
+use support::pod_history::PodHistory;
 use support::*;
 use tfjob_operator::api::TFJob;
 
@@ -742,35 +739,10 @@ async fn deleting_the_job_removes_its_children() {
     ctx.teardown().await;
 }
 
-/// Pod name → every UID seen with that name.
-type Creations = std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<String>>>>;
-
-/// Records every pod creation (name → UIDs) seen in the namespace.
-fn record_creations(ctx: &TestContext) -> (tokio::task::JoinHandle<()>, Creations) {
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::<String, Vec<String>>::new()));
-    let pods: Api<Pod> = ctx.api();
-    let record = seen.clone();
-    let task = tokio::spawn(async move {
-        let mut events = watcher(pods, watcher::Config::default())
-            .default_backoff()
-            .touched_objects()
-            .boxed();
-        while let Some(Ok(pod)) = events.next().await {
-            let mut seen = record.lock().unwrap();
-            let uids = seen.entry(pod.name_any()).or_default();
-            let uid = pod.uid().unwrap_or_default();
-            if !uids.contains(&uid) {
-                uids.push(uid);
-            }
-        }
-    });
-    (task, seen)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_killed_mid_creation_creates_no_duplicates() {
     let ctx = TestContext::new("restart").await;
-    let (recorder, seen) = record_creations(&ctx);
+    let pod_history = PodHistory::record(&ctx);
     let operator = Operator::start(&ctx).await;
     submit(
         &ctx,
@@ -786,7 +758,7 @@ async fn an_operator_killed_mid_creation_creates_no_duplicates() {
     .await;
     // Kill as soon as creation has started, then start a fresh operator (fresh caches).
     wait_for(secs(20), "the first pods", || async {
-        let n = seen.lock().unwrap().len();
+        let n = pod_history.names_seen();
         if n > 0 {
             Ok(())
         } else {
@@ -806,11 +778,9 @@ async fn an_operator_killed_mid_creation_creates_no_duplicates() {
     })
     .await;
     tokio::time::sleep(secs(2)).await;
-    recorder.abort();
-    let seen = seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 62);
-    let duplicated: Vec<_> = seen.iter().filter(|(_, uids)| uids.len() > 1).collect();
-    assert!(duplicated.is_empty(), "pods created twice: {duplicated:?}");
+    pod_history.stop();
+    assert_eq!(pod_history.names_seen(), 62);
+    pod_history.assert_no_pod_created_twice();
     ctx.teardown().await;
 }
 

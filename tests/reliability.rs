@@ -38,20 +38,17 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
 use support::binary::{OperatorBinary, Scrape};
 use support::etcd::{bump_and_compact, etcd_endpoint};
 use support::operator::sim_kubelet;
+use support::pod_history::PodHistory;
 use support::proxy::{FaultProxy, Faults, Outcome, Record};
 use support::*;
 use tfjob_operator::api::TFJob;
@@ -377,12 +374,10 @@ async fn await_all_finished(
 /// (False, flipped by the end) or `Restarting` (True; only where the script restarts a pod), and
 /// the end: never a type twice, never out of order. `Running` may be missing: a job whose pods
 /// ran while no operator watched (killed, or the apiserver away) is never seen running, as
-/// upstream's status algorithm does. The scripted restart count must match, except for jobs in
-/// `bug` (jobs whose restart accounting may differ; none today).
+/// upstream's status algorithm does. The scripted restart count must match.
 fn end_state_problems(
     scripts: &[Scripted],
     jobs: &BTreeMap<String, TFJob>,
-    bug: &BTreeMap<String, &'static str>,
 ) -> (Vec<String>, usize) {
     let mut problems = Vec::new();
     let mut canonical = 0;
@@ -406,7 +401,7 @@ fn end_state_problems(
             vec![created.clone(), pair("Running", "False"), end.clone()],
             vec![created.clone(), end.clone()],
         ];
-        if s.restarts > 0 || bug.contains_key(&s.name) {
+        if s.restarts > 0 {
             allowed.push(vec![
                 created.clone(),
                 pair("Restarting", "True"),
@@ -427,7 +422,7 @@ fn end_state_problems(
             .flat_map(|st| st.replica_statuses.values())
             .map(|r| r.restarts.max(0) as usize)
             .sum();
-        if restarts != s.restarts && !bug.contains_key(&s.name) {
+        if restarts != s.restarts {
             problems.push(format!(
                 "{} ({}): {restarts} restarts in replicaStatuses, scripted {}",
                 s.name, s.kind, s.restarts
@@ -440,31 +435,6 @@ fn end_state_problems(
 // ---------------------------------------------------------------------------------------------
 // Duplicates: the audit log and a watch
 // ---------------------------------------------------------------------------------------------
-
-/// Pod name → every UID seen with that name, recorded by a watch from now on.
-type Uids = Arc<Mutex<BTreeMap<String, BTreeSet<String>>>>;
-
-fn record_pod_uids(ctx: &TestContext) -> (tokio::task::JoinHandle<()>, Uids) {
-    let seen = Uids::default();
-    let pods: Api<Pod> = ctx.api();
-    let record = seen.clone();
-    let task = tokio::spawn(async move {
-        let mut events = watcher(pods, watcher::Config::default())
-            .default_backoff()
-            .touched_objects()
-            .boxed();
-        while let Some(event) = events.next().await {
-            let Ok(pod) = event else { continue };
-            record
-                .lock()
-                .expect("lock")
-                .entry(pod.name_any())
-                .or_default()
-                .insert(pod.uid().unwrap_or_default());
-        }
-    });
-    (task, seen)
-}
 
 /// `(resource, name)` → response codes of the operator's creates in `namespace`, from the
 /// apiserver's audit log.
@@ -503,18 +473,16 @@ fn audited_creates(namespace: &str) -> BTreeMap<(String, String), Vec<u16>> {
 }
 
 /// Pods and services created more often than scripted (audit log), and pod names seen with
-/// another number of UIDs than successful creates (watch). Jobs in `rerun` (see
-/// jobs in `bug`) may have children created more often, but each pod once per UID: never
-/// two at a time. Returns the problems and the children never created: a job decided by its
-/// chief or worker 0 may end before a kill-delayed reconcile creates its other replicas.
+/// another number of UIDs than successful creates (watch). Returns the problems and the
+/// children never created: a job decided by its chief or worker 0 may end before a
+/// kill-delayed reconcile creates its other replicas.
 fn duplicate_problems(
     namespace: &str,
     scripts: &[Scripted],
-    uids: &Uids,
-    rerun: &BTreeMap<String, &'static str>,
+    pod_history: &PodHistory,
 ) -> (Vec<String>, Vec<String>) {
     let creates = audited_creates(namespace);
-    let seen = uids.lock().expect("lock").clone();
+    let seen = pod_history.uids_by_name();
     let mut problems = Vec::new();
     let mut never = Vec::new();
     let mut expected_keys = BTreeSet::new();
@@ -524,7 +492,7 @@ fn duplicate_problems(
                 let key = (resource.to_string(), pod.clone());
                 let codes = creates.get(&key).cloned().unwrap_or_default();
                 let done = codes.iter().filter(|c| **c == 201).count();
-                if done > times && !rerun.contains_key(&s.name) {
+                if done > times {
                     problems.push(format!(
                         "{resource} {pod} created {done} times (expected {times}); create responses {codes:?}"
                     ));
@@ -693,14 +661,12 @@ fn is_read_verb(verb: &str) -> bool {
 /// Writes answered with a 2xx, as the operator counted them.
 fn counted_writes(scrape: &Scrape) -> f64 {
     scrape
-        .0
-        .iter()
-        .filter(|(name, labels, _)| {
-            name == "tfjob_operator_api_requests_total"
-                && labels.get("verb").is_some_and(|v| !is_read_verb(v))
-                && labels.get("code").is_some_and(|c| c.starts_with('2'))
+        .samples("tfjob_operator_api_requests_total")
+        .filter(|s| {
+            s.labels.get("verb").is_some_and(|v| !is_read_verb(v))
+                && s.labels.get("code").is_some_and(|c| c.starts_with('2'))
         })
-        .map(|(_, _, v)| *v)
+        .map(|s| s.value)
         .sum()
 }
 
@@ -764,7 +730,7 @@ async fn two_hundred_jobs_survive_an_operator_sigkilled_twelve_times() {
     let started = Instant::now();
     let ctx = TestContext::new("soak").await;
     let ns = ctx.namespace.clone();
-    let (recorder, uids) = record_pod_uids(&ctx);
+    let pod_history = PodHistory::record(&ctx);
     let _kubelet = sim_kubelet(&ctx);
     let mut rng = Rng(0x5eed_0007);
     let scripts: Vec<Scripted> = (0..JOBS)
@@ -821,7 +787,7 @@ async fn two_hundred_jobs_survive_an_operator_sigkilled_twelve_times() {
     panic_free(&operator);
     incarnations.push(Incarnation { spawned, metrics });
     proxy.reset();
-    recorder.abort();
+    pod_history.stop();
 
     // 1. Every job ended as its pods dictate, with the conditions a run without kills shows.
     let records = proxy.records();
@@ -837,8 +803,7 @@ async fn two_hundred_jobs_survive_an_operator_sigkilled_twelve_times() {
             .windows(2)
             .position(|w| r.received >= w[0] && r.received < w[1])
     };
-    let bug: BTreeMap<String, &str> = BTreeMap::new();
-    let (problems, canonical) = end_state_problems(&scripts, &jobs, &bug);
+    let (problems, canonical) = end_state_problems(&scripts, &jobs);
     assert!(
         problems.is_empty(),
         "{} of {JOBS} jobs differ from their script (incarnations spawned at {kill_times:?} ms):\n{}",
@@ -847,7 +812,7 @@ async fn two_hundred_jobs_survive_an_operator_sigkilled_twelve_times() {
     );
 
     // 2. Nothing was created twice (audit log and watch).
-    let (problems, never_created) = duplicate_problems(&ns, &scripts, &uids, &bug);
+    let (problems, never_created) = duplicate_problems(&ns, &scripts, &pod_history);
     assert!(
         problems.is_empty(),
         "children created other than once (incarnations spawned at {kill_times:?} ms):\n{}",
@@ -916,7 +881,6 @@ async fn two_hundred_jobs_survive_an_operator_sigkilled_twelve_times() {
         let unstored: Vec<&str> = scripted
             .iter()
             .filter(|s| !stored_by.contains(&s.name))
-            .filter(|s| !(condition == "Restarting" && bug.contains_key(&s.name)))
             .map(|s| s.name.as_str())
             .collect();
         assert!(
@@ -989,7 +953,7 @@ async fn two_hundred_jobs_survive_an_operator_sigkilled_twelve_times() {
                 "{} ({}): {n} {reason} events, expected {times}",
                 s.name, s.kind
             );
-            if interrupted.contains(&s.name) || bug.contains_key(&s.name) {
+            if interrupted.contains(&s.name) {
                 event_notes.push(line);
             } else {
                 event_problems.push(line);
@@ -1009,15 +973,12 @@ async fn two_hundred_jobs_survive_an_operator_sigkilled_twelve_times() {
          interrupted mid-write; {canonical} jobs with conditions Created, Running, end (the \
          others never seen running); children never created (their job ended first): \
          {never_created:?}\n  {}\n  events differing for interrupted jobs: \
-         {event_notes:?}\n  KNOWN BUG (children deleted before the status recording why; the \
-         status write cut by a kill): {} jobs {:?}",
+         {event_notes:?}",
         killed_at.as_secs_f64(),
         converged_at.as_secs_f64(),
         records.len(),
         interrupted.len(),
         counter_report.join("\n  "),
-        bug.len(),
-        bug
     );
     ctx.teardown().await;
 }
@@ -1036,7 +997,7 @@ async fn jobs_converge_across_an_apiserver_restart_and_etcd_compaction() {
     let started = Instant::now();
     let ctx = TestContext::new("apiserver-restart").await;
     let ns = ctx.namespace.clone();
-    let (recorder, uids) = record_pod_uids(&ctx);
+    let pod_history = PodHistory::record(&ctx);
     let _kubelet = sim_kubelet(&ctx);
     let mut rng = Rng(0x5eed_0002);
     let mut phase = |label: &str| -> Vec<Scripted> {
@@ -1108,7 +1069,7 @@ async fn jobs_converge_across_an_apiserver_restart_and_etcd_compaction() {
     let jobs = await_all_finished(&ctx, &scripts, secs(120)).await;
     let converged_at = started.elapsed();
     tokio::time::sleep(secs(1)).await;
-    recorder.abort();
+    pod_history.stop();
 
     assert!(
         operator.is_running(),
@@ -1126,8 +1087,7 @@ async fn jobs_converge_across_an_apiserver_restart_and_etcd_compaction() {
         "the restart ended no watch with an error (tfjob_operator_watch_restarts_total unchanged): the test did not disturb the operator"
     );
     let records = proxy.records();
-    let bug: BTreeMap<String, &str> = BTreeMap::new();
-    let (problems, canonical) = end_state_problems(&scripts, &jobs, &bug);
+    let (problems, canonical) = end_state_problems(&scripts, &jobs);
     assert!(
         problems.is_empty(),
         "{} of {} jobs differ from their script:\n{}",
@@ -1135,7 +1095,7 @@ async fn jobs_converge_across_an_apiserver_restart_and_etcd_compaction() {
         scripts.len(),
         explain(&records, &problems, started)
     );
-    let (problems, never_created) = duplicate_problems(&ns, &scripts, &uids, &bug);
+    let (problems, never_created) = duplicate_problems(&ns, &scripts, &pod_history);
     assert!(
         problems.is_empty(),
         "children created other than once:\n{}",
@@ -1146,8 +1106,7 @@ async fn jobs_converge_across_an_apiserver_restart_and_etcd_compaction() {
         "apiserver restart: {} jobs (before/during/after; {refused} submissions refused while \
          it was away), apiserver back after {:.1}s, \
          {restarts} watch restarts, all finished at {:.1}s; {canonical} jobs with conditions \
-         Created, Running, end; children never created: {never_created:?}; KNOWN BUG \
-         (restart/completion accounting split from the deletes): {bug:?}",
+         Created, Running, end; children never created: {never_created:?}",
         scripts.len(),
         restarted_in.as_secs_f64(),
         converged_at.as_secs_f64()
@@ -1167,7 +1126,7 @@ async fn jobs_converge_through_injected_api_faults_without_a_hot_loop() {
     let started = Instant::now();
     let ctx = TestContext::new("api-faults").await;
     let ns = ctx.namespace.clone();
-    let (recorder, uids) = record_pod_uids(&ctx);
+    let pod_history = PodHistory::record(&ctx);
     let _kubelet = sim_kubelet(&ctx);
     let mut rng = Rng(0x5eed_0003);
     let scripts: Vec<Scripted> = (0..JOBS)
@@ -1205,13 +1164,12 @@ async fn jobs_converge_through_injected_api_faults_without_a_hot_loop() {
     let idle_to = Instant::now();
     proxy.set_faults(Faults::default());
     tokio::time::sleep(secs(1)).await;
-    recorder.abort();
+    pod_history.stop();
     panic_free(&operator);
 
     let records = proxy.records();
-    let bug: BTreeMap<String, &str> = BTreeMap::new();
-    let (problems, canonical) = end_state_problems(&scripts, &jobs, &bug);
-    let (duplicates, never_created) = duplicate_problems(&ns, &scripts, &uids, &bug);
+    let (problems, canonical) = end_state_problems(&scripts, &jobs);
+    let (duplicates, never_created) = duplicate_problems(&ns, &scripts, &pod_history);
     let during = |r: &&Record| r.received >= faults_from && r.received < faults_to;
     let faulted = records
         .iter()
@@ -1239,8 +1197,7 @@ async fn jobs_converge_through_injected_api_faults_without_a_hot_loop() {
         "api faults: {JOBS} jobs finished at {:.1}s; {} requests in {seconds:.1}s, {faulted} \
          with a fault; {attempts} write attempts for {effective} writes that took effect; \
          busiest seconds {:?}; {} requests in the 5 idle seconds; {canonical} jobs with \
-         conditions Created, Running, end; children never created: {never_created:?}; KNOWN BUG (restart/completion accounting split from \
-         the deletes): {bug:?}",
+         conditions Created, Running, end; children never created: {never_created:?}",
         converged_at.as_secs_f64(),
         records.iter().filter(during).count(),
         &busiest[..busiest.len().min(5)],

@@ -1,10 +1,10 @@
 //! The real `tfjob-operator` binary as a child process (as users run it), its stderr in a file,
-//! its endpoints on free loopback ports; plus plain HTTP and Prometheus-text helpers.
+//! its endpoints on free loopback ports; plus plain HTTP helpers and its `/metrics` as a
+//! [`Scrape`].
 //!
 //! It takes any kubeconfig (the fault proxy's, for instance) and can tell whether the process
 //! panicked.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+pub use tfjob_operator::ops::prom_text::Scrape;
 
 use super::control_plane::unique_suffix;
 use super::wait::secs;
@@ -148,7 +150,10 @@ impl OperatorBinary {
     /// `/metrics`, parsed; `None` if it is not serving (yet, or any more).
     pub async fn try_scrape(&self) -> Option<Scrape> {
         let (status, body) = http(self.metrics?, "GET", "/metrics", "").await.ok()?;
-        (status == 200).then(|| Scrape::parse(&body))
+        (status == 200).then(|| {
+            Scrape::parse(&body)
+                .unwrap_or_else(|e| panic!("{}: /metrics is not Prometheus text: {e}", self.name))
+        })
     }
 
     pub async fn scrape(&self) -> Scrape {
@@ -297,77 +302,4 @@ fn dechunk(mut body: &str) -> Option<String> {
         out.push_str(rest.get(..size)?);
         body = rest.get(size + 2..)?;
     }
-}
-
-/// One scrape of `/metrics`: `(name, labels, value)` per sample.
-#[derive(Debug, Clone, Default)]
-pub struct Scrape(pub Vec<(String, BTreeMap<String, String>, f64)>);
-
-impl Scrape {
-    pub fn parse(text: &str) -> Scrape {
-        let mut samples = Vec::new();
-        for line in text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-        {
-            let (series, value) = line.rsplit_once(' ').expect("sample has a value");
-            let value: f64 = value.parse().expect("numeric sample");
-            let (name, labels) = match series.split_once('{') {
-                Some((name, rest)) => (name, parse_labels(rest.trim_end_matches('}'))),
-                None => (series, BTreeMap::new()),
-            };
-            samples.push((name.to_string(), labels, value));
-        }
-        Scrape(samples)
-    }
-
-    /// Sum of the samples of `name` whose labels include `labels` (0 when there is none).
-    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.0
-            .iter()
-            .filter(|(n, l, _)| {
-                n == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|(_, _, v)| *v)
-            .sum()
-    }
-
-    /// Label sets of `name`, for failure messages.
-    pub fn series(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(n, _, _)| n == name)
-            .map(|(_, l, v)| format!("{l:?} {v}"))
-            .collect()
-    }
-}
-
-fn parse_labels(text: &str) -> BTreeMap<String, String> {
-    let mut labels = BTreeMap::new();
-    let mut rest = text;
-    while let Some((key, after)) = rest.split_once("=\"") {
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let mut end = after.len();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => {
-                    if let Some((_, escaped)) = chars.next() {
-                        value.push(if escaped == 'n' { '\n' } else { escaped });
-                    }
-                }
-                '"' => {
-                    end = i + 1;
-                    break;
-                }
-                c => value.push(c),
-            }
-        }
-        labels.insert(key.trim_start_matches(',').to_string(), value);
-        rest = &after[end..];
-    }
-    labels
 }

@@ -27,6 +27,7 @@ pub mod binary;
 pub mod control_plane;
 pub mod etcd;
 pub mod operator;
+pub mod pod_history;
 pub mod proxy;
 pub mod wait;
 

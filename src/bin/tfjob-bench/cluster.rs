@@ -15,6 +15,7 @@ use kube::client::ClientBuilder;
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use kube_runtime::wait::{await_condition, conditions};
 use tfjob_operator::ops::client::UserAgentLayer;
+use tfjob_operator::ops::prom_text::Scrape;
 
 use crate::procs;
 
@@ -220,8 +221,9 @@ pub type RequestCounts = BTreeMap<String, f64>;
 pub async fn apiserver_requests(client: &kube::Client) -> anyhow::Result<RequestCounts> {
     let request = http::Request::get("/metrics").body(Vec::new())?;
     let text = client.request_text(request).await?;
+    let scrape = Scrape::parse(&text).context("the apiserver's /metrics")?;
     let mut counts = RequestCounts::new();
-    for sample in crate::prom::samples(&text, "apiserver_request_total") {
+    for sample in scrape.samples("apiserver_request_total") {
         let label = |name: &str| sample.labels.get(name).cloned().unwrap_or_default();
         let resource = match label("subresource").as_str() {
             "" => label("resource"),
