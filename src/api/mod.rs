@@ -7,6 +7,7 @@ pub mod effective;
 pub mod podgroup;
 pub mod policy;
 pub mod replica_type;
+pub mod small_map;
 pub mod template;
 pub mod types;
 pub mod validation;
@@ -14,6 +15,7 @@ pub mod validation;
 pub use effective::{EffectiveReplica, EffectiveSpec, is_managed_by_this_operator};
 pub use policy::{CleanPodPolicy, RestartPolicy, SuccessPolicy};
 pub use replica_type::ReplicaType;
+pub use small_map::SmallMap;
 pub use template::CompactTemplate;
 pub use types::{
     JobCondition, JobStatus, ReplicaSpec, ReplicaStatus, RunPolicy, SchedulingPolicy, TFJob,

@@ -14,6 +14,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::SmallMap;
+
 /// Desired state of a distributed TensorFlow training job.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
@@ -162,8 +164,8 @@ pub struct JobStatus {
     pub conditions: Vec<JobCondition>,
 
     /// Per canonical replica type (`PS`, `Worker`, ...).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub replica_statuses: BTreeMap<String, ReplicaStatus>,
+    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    pub replica_statuses: SmallMap<ReplicaStatus>,
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
@@ -194,7 +196,7 @@ pub struct ReplicaStatus {
 
     /// Deprecated upstream; never set for TFJob.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label_selector: Option<LabelSelector>,
+    pub label_selector: Option<Box<LabelSelector>>,
 
     /// Never set for TFJob.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,7 +7,7 @@
 //! keeps a fast second reconcile from creating the same pod twice (a 409) or restarting the same
 //! failed pod twice. Stale watch events never roll an entry back: resourceVersions only grow.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::RwLock;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -26,6 +26,8 @@ pub type JobKey = (String, String);
 pub trait ChildFacts: Clone + Send + Sync + 'static {
     type Object: Resource + Clone + Send + Sync + 'static;
     fn of(object: &Self::Object) -> Self;
+    fn name(&self) -> &str;
+    fn uid(&self) -> Option<&str>;
     fn mark_terminating(&mut self);
     /// The name of the job the child belongs to: its `job-name` label.
     fn job_of(object: &Self::Object) -> Option<String> {
@@ -38,6 +40,12 @@ impl ChildFacts for PodFacts {
     fn of(object: &Pod) -> Self {
         PodFacts::of(object)
     }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn uid(&self) -> Option<&str> {
+        self.uid.as_deref()
+    }
     fn mark_terminating(&mut self) {
         self.terminating = true;
     }
@@ -49,6 +57,12 @@ impl ChildFacts for PodGroupFacts {
     type Object = DynamicObject;
     fn of(object: &DynamicObject) -> Self {
         PodGroupFacts::of(object)
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn uid(&self) -> Option<&str> {
+        self.uid.as_deref()
     }
     fn mark_terminating(&mut self) {
         self.terminating = true;
@@ -67,6 +81,12 @@ impl ChildFacts for ServiceFacts {
     fn of(object: &Service) -> Self {
         ServiceFacts::of(object)
     }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn uid(&self) -> Option<&str> {
+        self.uid.as_deref()
+    }
     fn mark_terminating(&mut self) {
         self.terminating = true;
     }
@@ -75,21 +95,31 @@ impl ChildFacts for ServiceFacts {
 #[derive(Clone, Debug)]
 struct Entry<F> {
     facts: F,
-    uid: Option<String>,
-    owner_uid: Option<String>,
+    /// Hash of the controlling TFJob's UID: 8 bytes instead of a 36-character string per
+    /// child, and a collision could only confuse two incarnations of one job name.
+    owner: Option<u64>,
     resource_version: u64,
+    /// The list (initial or re-list) that last saw this child.
+    listed: u32,
 }
 
-type Children<F> = HashMap<JobKey, BTreeMap<String, Entry<F>>>;
+/// A job's children in a small vector: a job has a handful, and a map's node would cost
+/// more than the entries.
+type Children<F> = HashMap<JobKey, Vec<Entry<F>>>;
 
 struct State<F> {
     live: Children<F>,
-    /// Objects of an initial list or re-list in progress; swapped in at `InitDone`.
-    relisting: Option<Children<F>>,
+    /// The number of the list in progress; children it does not see are swept at its end.
+    listing: Option<u32>,
+    lists: u32,
     ready: bool,
 }
 
 /// Children of every job, by job key and child name.
+///
+/// A re-list updates the entries in place and sweeps the ones it did not see at `InitDone`,
+/// instead of building a second index and swapping it in: memory stays flat during a re-list,
+/// and a child the operator creates while it runs is kept.
 pub struct ChildIndex<F> {
     state: RwLock<State<F>>,
 }
@@ -99,7 +129,8 @@ impl<F: ChildFacts> Default for ChildIndex<F> {
         ChildIndex {
             state: RwLock::new(State {
                 live: HashMap::new(),
-                relisting: None,
+                listing: None,
+                lists: 0,
                 ready: false,
             }),
         }
@@ -112,68 +143,46 @@ impl<F: ChildFacts> ChildIndex<F> {
         let mut state = self.write();
         match event {
             watcher::Event::Init => {
-                state.relisting = Some(HashMap::new());
+                state.lists = state.lists.wrapping_add(1);
+                state.listing = Some(state.lists);
                 vec![]
             }
+            // Jobs are triggered once the list is complete.
             watcher::Event::InitApply(object) => {
-                if let Some((key, name, entry)) = entry_of::<F>(object) {
-                    let relisting = state.relisting.get_or_insert_with(HashMap::new);
-                    relisting.entry(key).or_default().insert(name, entry);
-                }
+                state.upsert(object);
                 vec![]
             }
-            watcher::Event::InitDone => {
-                let fresh = state.relisting.take().unwrap_or_default();
-                let old = std::mem::replace(&mut state.live, fresh);
-                state.ready = true;
-                // Every job whose children may differ from before the re-list.
-                let mut touched: Vec<JobKey> =
-                    old.into_keys().chain(state.live.keys().cloned()).collect();
-                touched.sort();
-                touched.dedup();
-                touched
-            }
-            watcher::Event::Apply(object) => match entry_of::<F>(object) {
-                Some((key, name, entry)) => {
-                    let children = state.live.entry(key.clone()).or_default();
-                    let stale = children.get(&name).is_some_and(|e| {
-                        e.uid == entry.uid && e.resource_version > entry.resource_version
+            watcher::Event::InitDone => state.sweep(),
+            watcher::Event::Apply(object) => state.upsert(object).into_iter().collect(),
+            watcher::Event::Delete(object) => {
+                let Some((key, entry)) = entry_of::<F>(object) else {
+                    return vec![];
+                };
+                if let Some(children) = state.live.get_mut(&key) {
+                    // Only this incarnation: a re-created child of the same name stays.
+                    children.retain(|e| {
+                        e.facts.name() != entry.facts.name() || e.facts.uid() != entry.facts.uid()
                     });
-                    if !stale {
-                        children.insert(name, entry);
+                    if children.is_empty() {
+                        state.live.remove(&key);
                     }
-                    vec![key]
                 }
-                None => vec![],
-            },
-            watcher::Event::Delete(object) => match entry_of::<F>(object) {
-                Some((key, name, entry)) => {
-                    if let Some(children) = state.live.get_mut(&key) {
-                        // Only this incarnation: a re-created child of the same name stays.
-                        if children.get(&name).is_some_and(|e| e.uid == entry.uid) {
-                            children.remove(&name);
-                        }
-                        if children.is_empty() {
-                            state.live.remove(&key);
-                        }
-                    }
-                    vec![key]
-                }
-                None => vec![],
-            },
+                vec![key]
+            }
         }
     }
 
     /// The facts of the children of `key` controlled by the job with `owner_uid`.
     pub fn children(&self, key: &JobKey, owner_uid: Option<&str>) -> Vec<F> {
+        let owner = owner_uid.map(uid_hash);
         let state = self.read();
         state
             .live
             .get(key)
             .map(|children| {
                 children
-                    .values()
-                    .filter(|e| owner_uid.is_none() || e.owner_uid.as_deref() == owner_uid)
+                    .iter()
+                    .filter(|e| owner.is_none() || e.owner == owner)
                     .map(|e| e.facts.clone())
                     .collect()
             })
@@ -182,13 +191,17 @@ impl<F: ChildFacts> ChildIndex<F> {
 
     /// Records an object the operator has just created (the apiserver's response).
     pub fn created(&self, object: &F::Object) {
-        self.apply(&watcher::Event::Apply(object.clone()));
+        self.write().upsert(object);
     }
 
     /// Marks a child the operator has just deleted as terminating.
     pub fn deleting(&self, key: &JobKey, name: &str) {
         let mut state = self.write();
-        if let Some(entry) = state.live.get_mut(key).and_then(|c| c.get_mut(name)) {
+        if let Some(entry) = state
+            .live
+            .get_mut(key)
+            .and_then(|c| c.iter_mut().find(|e| e.facts.name() == name))
+        {
             entry.facts.mark_terminating();
         }
     }
@@ -200,7 +213,7 @@ impl<F: ChildFacts> ChildIndex<F> {
 
     /// Number of children cached.
     pub fn len(&self) -> usize {
-        self.read().live.values().map(BTreeMap::len).sum()
+        self.read().live.values().map(Vec::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -217,27 +230,76 @@ impl<F: ChildFacts> ChildIndex<F> {
     }
 }
 
-/// The index entry of a child: its job (from the job-name label), name and facts.
-fn entry_of<F: ChildFacts>(object: &F::Object) -> Option<(JobKey, String, Entry<F>)> {
+impl<F: ChildFacts> State<F> {
+    /// Inserts or updates a child, unless the cache already holds a newer version of the same
+    /// incarnation; returns its job. During a list the child counts as seen by it either way.
+    fn upsert(&mut self, object: &F::Object) -> Option<JobKey> {
+        let (key, mut entry) = entry_of::<F>(object)?;
+        entry.listed = self.listing.unwrap_or(self.lists);
+        let children = self.live.entry(key.clone()).or_default();
+        match children
+            .iter_mut()
+            .find(|e| e.facts.name() == entry.facts.name())
+        {
+            Some(cached)
+                if cached.facts.uid() == entry.facts.uid()
+                    && cached.resource_version > entry.resource_version =>
+            {
+                cached.listed = entry.listed;
+            }
+            Some(cached) => *cached = entry,
+            None => {
+                children.push(entry);
+                children.shrink_to_fit();
+            }
+        }
+        Some(key)
+    }
+
+    /// Ends a list: drops the children it did not see; returns every job, since any of them
+    /// may have changed while the watch was down.
+    fn sweep(&mut self) -> Vec<JobKey> {
+        let mut touched: Vec<JobKey> = self.live.keys().cloned().collect();
+        if let Some(list) = self.listing.take() {
+            self.live.retain(|_, children| {
+                children.retain(|e| e.listed == list);
+                !children.is_empty()
+            });
+            self.live.shrink_to_fit();
+        }
+        self.ready = true;
+        touched.sort();
+        touched
+    }
+}
+
+fn uid_hash(uid: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    uid.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The index entry of a child and its job (from the job-name label).
+fn entry_of<F: ChildFacts>(object: &F::Object) -> Option<(JobKey, Entry<F>)> {
     let job = F::job_of(object)?;
     let key = (object.namespace().unwrap_or_default(), job);
-    let owner_uid = object
+    let owner = object
         .owner_references()
         .iter()
         .find(|o| o.controller == Some(true) && o.kind == "TFJob")
-        .map(|o| o.uid.clone());
+        .map(|o| uid_hash(&o.uid));
     let resource_version = object
         .resource_version()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     Some((
         key,
-        object.name_any(),
         Entry {
             facts: F::of(object),
-            uid: object.uid(),
-            owner_uid,
+            owner,
             resource_version,
+            listed: 0,
         },
     ))
 }
@@ -271,7 +333,7 @@ mod tests {
     }
 
     #[test]
-    fn initial_list_becomes_visible_at_init_done() {
+    fn the_initial_list_makes_the_index_ready_and_triggers_its_jobs() {
         let index = ChildIndex::<PodFacts>::default();
         index.apply(&watcher::Event::Init);
         index.apply(&watcher::Event::InitApply(pod(
@@ -281,7 +343,6 @@ mod tests {
             "Running",
         )));
         assert!(!index.is_ready());
-        assert!(phases(&index).is_empty());
         assert_eq!(index.apply(&watcher::Event::InitDone), vec![key()]);
         assert!(index.is_ready());
         assert_eq!(
@@ -291,16 +352,45 @@ mod tests {
     }
 
     #[test]
-    fn a_relist_replaces_everything_and_touches_old_and_new_jobs() {
+    fn a_relist_updates_in_place_and_sweeps_what_it_did_not_see() {
         let index = ChildIndex::<PodFacts>::default();
         index.apply(&watcher::Event::Apply(pod("j-worker-0", "a", 1, "Running")));
+        index.apply(&watcher::Event::Apply(pod("j-worker-1", "b", 2, "Running")));
         index.apply(&watcher::Event::Init);
+        index.apply(&watcher::Event::InitApply(pod(
+            "j-worker-1",
+            "b",
+            3,
+            "Succeeded",
+        )));
+        // Until the list ends, a child it has not reached yet is still there.
+        assert_eq!(phases(&index).len(), 2);
         assert_eq!(
             index.apply(&watcher::Event::InitDone),
             vec![key()],
-            "the job lost its pod"
+            "the job lost a pod"
         );
-        assert!(phases(&index).is_empty());
+        assert_eq!(
+            phases(&index),
+            [("j-worker-1".to_string(), Phase::Succeeded, false)]
+        );
+        index.apply(&watcher::Event::Init);
+        assert_eq!(index.apply(&watcher::Event::InitDone), vec![key()]);
+        assert!(index.is_empty());
+    }
+
+    #[test]
+    fn a_child_created_during_a_relist_survives_its_sweep() {
+        let index = ChildIndex::<PodFacts>::default();
+        index.apply(&watcher::Event::Init);
+        index.apply(&watcher::Event::InitDone);
+        index.apply(&watcher::Event::Init);
+        index.created(&pod("j-worker-0", "a", 5, "Pending"));
+        index.apply(&watcher::Event::InitDone);
+        assert_eq!(
+            phases(&index),
+            [("j-worker-0".to_string(), Phase::Pending, false)]
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod context;
 pub mod events;
 pub mod index;
+pub mod job_store;
 pub mod merge_patch;
 pub mod reconciler;
 
@@ -307,40 +308,38 @@ fn scope_controller(
     let pod_group_index = pod_groups.as_ref().map(|(index, _)| index.clone());
 
     let (store, writer) = reflector::store::<Object>();
+    let mut writer = job_store::InPlaceWriter::new(writer);
     let job_metrics = metrics.clone();
     job_metrics.watching("tfjobs");
     let listed = store.clone();
     // Reconcile on watch events, and on every job once a list (initial or re-list) is complete.
-    // Not on the list's own objects: during a re-list they sit in the reflector's buffer, not yet
-    // in the store, so a reconcile started for one finds a job created while the watch was down
-    // missing (kube-runtime drops it as ObjectNotFound) or an edited one at its old version,
-    // and nothing would trigger it again after the store swaps at InitDone.
-    let job_stream = reflector::reflector(
-        writer,
-        watcher(jobs, job_config)
-            .default_backoff()
-            .inspect_err(move |error| {
-                job_metrics.watch_restarted("tfjobs");
-                warn!(%error, "TFJob watch failed; retrying");
-            }),
-    )
-    .filter_map(move |event| {
-        futures::future::ready(match event {
-            Ok(watcher::Event::Apply(job)) => Some(Ok(job)),
-            Ok(watcher::Event::InitDone) => {
-                // The reflector has swapped the listed jobs into the store by now.
-                for job in listed.state() {
-                    let _ = trigger_tx.send(ObjectRef::from_obj(job.as_ref()));
-                }
-                None
-            }
-            Ok(watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::Delete(_)) => {
-                None
-            }
-            Err(error) => Some(Err(error)),
+    // Not on the list's own objects: the initial list fills the store only at its end, so a
+    // reconcile started for one would find its job missing (kube-runtime drops it as
+    // ObjectNotFound) and nothing would trigger it again.
+    let job_stream = watcher(jobs, job_config)
+        .default_backoff()
+        .inspect_err(move |error| {
+            job_metrics.watch_restarted("tfjobs");
+            warn!(%error, "TFJob watch failed; retrying");
         })
-    })
-    .boxed();
+        .inspect_ok(move |event| writer.apply(event))
+        .filter_map(move |event| {
+            futures::future::ready(match event {
+                Ok(watcher::Event::Apply(job)) => Some(Ok(job)),
+                Ok(watcher::Event::InitDone) => {
+                    // The writer has brought the store up to date with the list by now.
+                    for job in listed.state() {
+                        let _ = trigger_tx.send(ObjectRef::from_obj(job.as_ref()));
+                    }
+                    None
+                }
+                Ok(
+                    watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::Delete(_),
+                ) => None,
+                Err(error) => Some(Err(error)),
+            })
+        })
+        .boxed();
 
     let ctx = Arc::new(Context {
         pods: pod_index.clone(),

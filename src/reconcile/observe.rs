@@ -37,7 +37,8 @@ pub struct PodFacts {
     /// "abnormal pod" scan reports it: a container restarting after a non-zero exit, a
     /// container waiting with a message (ImagePullBackOff, CrashLoopBackOff), or a pod without
     /// container statuses whose latest condition is not True (Unschedulable).
-    pub abnormal: Option<(String, String)>,
+    /// Boxed: most pods have none, and the cache holds one entry per pod.
+    pub abnormal: Option<Box<(String, String)>>,
 }
 
 impl PodFacts {
@@ -73,7 +74,7 @@ impl PodFacts {
             terminating: pod.metadata.deletion_timestamp.is_some(),
             exit_code,
             restarts,
-            abnormal: abnormal(pod),
+            abnormal: abnormal(pod).map(Box::new),
         }
     }
 
@@ -273,7 +274,7 @@ status:
      state: {waiting: {reason: CrashLoopBackOff, message: "back-off 40s restarting failed container"}}}
 "#));
         assert_eq!(
-            crash.abnormal,
+            crash.abnormal.map(|a| *a),
             Some(("CrashLoopBackOff".into(), "Error pod j-worker-0 container tensorflow waiting message: back-off 40s restarting failed container".into()))
         );
         let unschedulable = PodFacts::of(&pod(r#"
@@ -284,7 +285,7 @@ status:
   - {type: PodScheduled, status: "False", reason: Unschedulable, message: "0/3 nodes are available", lastTransitionTime: "2026-01-01T00:00:00Z"}
 "#));
         assert_eq!(
-            unschedulable.abnormal,
+            unschedulable.abnormal.map(|a| *a),
             Some((
                 "Unschedulable".into(),
                 "Error pod j-ps-0 condition message: 0/3 nodes are available".into()
@@ -298,7 +299,7 @@ status:
   - {name: tensorflow, image: t, imageID: "", ready: true, restartCount: 1, state: {terminated: {exitCode: 137, reason: OOMKilled}}}
 "#));
         assert_eq!(
-            oom.abnormal,
+            oom.abnormal.map(|a| *a),
             Some((
                 "OOMKilled".into(),
                 "Error pod j-worker-1 container tensorflow exitCode: 137 terminated message: "
@@ -306,7 +307,11 @@ status:
             ))
         );
         let fine = PodFacts::of(&pod("metadata: {name: p}\nstatus: {phase: Failed}"));
-        assert_eq!(fine.abnormal, None, "finished pods are not scanned");
+        assert_eq!(
+            fine.abnormal.map(|a| *a),
+            None,
+            "finished pods are not scanned"
+        );
     }
 
     #[test]

@@ -148,7 +148,7 @@ impl Planner<'_> {
         self.plan
             .pod_warnings
             .extend(self.pods.iter().filter_map(|pod| {
-                let (reason, message) = pod.abnormal.clone()?;
+                let (reason, message) = *pod.abnormal.clone()?;
                 Some(PodWarning {
                     pod_uid: pod.uid.clone()?,
                     reason,

@@ -1,7 +1,7 @@
 //! The status pass (upstream's `UpdateJobStatus`, §7.4): replica counters, `startTime`, and
 //! the Running / Succeeded / Failed decisions.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::conditions::{self, TRUE, reason};
 use super::indexes;
@@ -9,7 +9,7 @@ use super::messages::{self, event_reason};
 use super::observe::{NO_EXIT_CODE, Phase};
 use super::plan::{JobCounter, Planner};
 use super::replicas::ReplicaOutcome;
-use crate::api::{EffectiveSpec, ReplicaStatus, ReplicaType, SuccessPolicy};
+use crate::api::{EffectiveSpec, ReplicaStatus, ReplicaType, SmallMap, SuccessPolicy};
 
 impl Planner<'_> {
     pub(super) fn update_status(&mut self, spec: &EffectiveSpec, outcome: &ReplicaOutcome) {
@@ -81,7 +81,7 @@ impl Planner<'_> {
         &self,
         spec: &EffectiveSpec,
         outcome: &ReplicaOutcome,
-    ) -> BTreeMap<String, ReplicaStatus> {
+    ) -> SmallMap<ReplicaStatus> {
         spec.replicas
             .iter()
             .map(|(&replica_type, replica)| {
