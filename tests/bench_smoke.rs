@@ -49,6 +49,14 @@ fn smoke_run_produces_a_complete_report_and_chart() {
     assert!(num(&report, "/bare/pods_per_second") > 0.0);
     assert!(num(&report, "/bare/pair_writes_per_second") > 0.0);
 
+    // 1b. Each kind of request was sent without errors and cost the apiserver CPU.
+    let costs = report["costs"].as_array().expect("costs listed");
+    assert_eq!(costs.len(), 6, "{costs:?}");
+    for cost in costs {
+        assert_eq!(cost["errors"].as_f64(), Some(0.0), "{cost}");
+        assert!(cost["apiserver_cpu_ms"].as_f64().unwrap() > 0.0, "{cost}");
+    }
+
     // 2–3. Every creator created every pod, with positive rates.
     let creators: Vec<&Value> = ["job_controller", "tfjob"]
         .iter()

@@ -73,6 +73,18 @@ impl ControlPlane {
         self.dir.join("kubeconfig")
     }
 
+    /// The PID of a control-plane process (`etcd`, `kube-apiserver`), from the script's record.
+    pub fn pid(&self, process: &str) -> u32 {
+        std::fs::read_to_string(self.dir.join("pids"))
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .filter_map(|line| line.split_once(' '))
+            .filter(|(name, _)| *name == process)
+            .find_map(|(_, pid)| pid.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     pub fn audit_log(&self) -> PathBuf {
         self.dir.join("audit.log")
     }

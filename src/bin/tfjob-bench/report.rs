@@ -15,6 +15,9 @@ pub struct Report {
     pub machine: Machine,
     pub sizes: Sizes,
     pub bare: Option<Bare>,
+    /// kube-apiserver and etcd CPU per request, by kind.
+    #[serde(default)]
+    pub costs: Vec<RequestCost>,
     /// kube-controller-manager's Job controller, at its default client limits and unthrottled.
     pub job_controller: Vec<Creator>,
     /// tfjob-operator, per-replica and per-job Service mode.
@@ -65,6 +68,18 @@ pub struct Bare {
     pub pairs_seconds: f64,
     pub pair_writes_per_second: f64,
     pub errors: usize,
+}
+
+/// What one kind of request costs the apiserver and etcd, sent alone at the bare client's
+/// concurrency.
+#[derive(Serialize, Deserialize, Default, Debug, Clone)]
+pub struct RequestCost {
+    pub kind: String,
+    pub requests: usize,
+    pub errors: usize,
+    pub per_second: f64,
+    pub apiserver_cpu_ms: f64,
+    pub etcd_cpu_ms: f64,
 }
 
 /// One creator of pods: the Job controller at some client limit, or tfjob-operator in a mode.
@@ -367,6 +382,25 @@ impl Report {
                     "–".into()
                 }
             );
+        }
+        if let Some(first) = self.costs.first() {
+            let _ = writeln!(
+                out,
+                "\n| apiserver cost per request ({} of one kind at a time, {} in flight) | requests/s | kube-apiserver CPU | etcd CPU | errors |",
+                first.requests, self.sizes.concurrency
+            );
+            let _ = writeln!(out, "|---|---|---|---|---|");
+            for c in &self.costs {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} ms | {} ms | {} |",
+                    c.kind,
+                    fmt_f(c.per_second),
+                    fmt_f(c.apiserver_cpu_ms),
+                    fmt_f(c.etcd_cpu_ms),
+                    c.errors
+                );
+            }
         }
         if !self.latency.is_empty() {
             let _ = writeln!(

@@ -6,9 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::{Api, PostParams};
 use tfjob_operator::api::TFJob;
+use tfjob_operator::reconcile::{Observed, PlanConfig, ServiceMode, plan};
 
 use super::tfjob::Mode;
 use crate::cluster::ensure_namespace;
@@ -81,38 +84,49 @@ pub async fn run(run: &mut Run) -> anyhow::Result<Memory> {
     ensure_namespace(&run.client, NAMESPACE).await?;
     let mut args = vec![format!("--service-mode={}", MODE.0)];
     args.extend(run.sizes.operator_args.iter().cloned());
-    let operator = OperatorProcess::start(
-        &run.bins.operator,
-        &run.cp,
-        NAMESPACE,
-        &args,
-        &run.logs.join("operator-memory.log"),
-    )?;
-    let pid = operator.pid();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (idle_rss_kib, _) = procs::memory_kib(pid).unwrap_or_default();
+    let start_operator = |log: &str| {
+        OperatorProcess::start(
+            &run.bins.operator,
+            &run.cp,
+            NAMESPACE,
+            &args,
+            &run.logs.join(log),
+        )
+    };
 
-    // Fill: N TFJobs; the operator creates their pods and Services.
+    // Idle: watches established on the empty namespace.
+    let idle = start_operator("operator-memory-idle.log")?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (idle_rss_kib, _) = procs::memory_kib(idle.pid()).unwrap_or_default();
+    idle.stop();
+
+    // Fill: N TFJobs and the children the operator would create for them, written by the
+    // benchmark at the bare client's pace (about twice the operator's, which shares the
+    // apiserver with the benchmark's own submissions); the operator then starts on a cluster
+    // that holds them all, as after an upgrade or a failover.
     let fill_started = Instant::now();
-    let api: Api<TFJob> = Api::namespaced(run.client.clone(), NAMESPACE);
-    let objects: Vec<TFJob> = (0..jobs)
-        .map(|i| workload::tfjob(NAMESPACE, &workload::name("mem", i), i, replicas))
-        .collect();
-    run.create_all(&api, objects).await;
+    let created = fill(run, jobs, replicas).await?;
+    let operator = start_operator("operator-memory.log")?;
+    let pid = operator.pid();
     let pods = jobs * replicas as usize;
     let services = jobs * MODE.services(replicas);
     let deadline = Instant::now() + Duration::from_secs(600);
-    while Instant::now() < deadline {
-        let c = counters(&operator);
-        if c.pods as usize >= pods && c.services as usize >= services {
-            break;
-        }
+    while Instant::now() < deadline && counters(&operator).reconciles < jobs as f64 {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let fill_seconds = fill_started.elapsed().as_secs_f64();
     settle(&operator, Duration::from_secs(3), Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (steady_rss_kib, _) = procs::memory_kib(pid).unwrap_or_default();
+    let recreated = counters(&operator);
+    if created < pods + services || recreated.pods + recreated.services > 0.0 {
+        anyhow::bail!(
+            "the memory fill is incomplete: {created} of {} children written by the benchmark, \
+             {} re-created by the operator",
+            pods + services,
+            recreated.pods + recreated.services
+        );
+    }
 
     // Re-list: restart the apiserver after a write, so every watch's resourceVersion is older
     // than the new watch caches and resumes with 410 Gone.
@@ -169,4 +183,47 @@ pub async fn run(run: &mut Run) -> anyhow::Result<Memory> {
             / (after.duration_count - before.duration_count).max(1.0),
         relist_rss: samples.into_iter().step_by(step).collect(),
     })
+}
+
+/// Creates `jobs` TFJobs and, once each exists, its pods and Service as the operator would
+/// (`plan` builds them, owned by the job); returns the children created.
+async fn fill(run: &Run, jobs: usize, replicas: i32) -> anyhow::Result<usize> {
+    let tfjobs: Api<TFJob> = Api::namespaced(run.client.clone(), NAMESPACE);
+    let pods: Api<Pod> = Api::namespaced(run.client.clone(), NAMESPACE);
+    let services: Api<Service> = Api::namespaced(run.client.clone(), NAMESPACE);
+    let config = PlanConfig {
+        service_mode: ServiceMode::PerJob,
+        ..Default::default()
+    };
+    let params = PostParams::default();
+    let children = futures::stream::iter(0..jobs)
+        .map(|i| {
+            let (tfjobs, pods, services, config, params) =
+                (&tfjobs, &pods, &services, &config, &params);
+            async move {
+                let job = workload::tfjob(NAMESPACE, &workload::name("mem", i), i, replicas);
+                let Ok(job) = tfjobs.create(params, &job).await else {
+                    return 0;
+                };
+                let planned = plan(&job, &Observed::default(), Timestamp::now(), config);
+                let pod_creates = planned
+                    .create_pods
+                    .iter()
+                    .map(|pod| async move { pods.create(params, pod).await.is_ok() });
+                let service_creates = planned
+                    .create_services
+                    .iter()
+                    .map(|service| async move { services.create(params, service).await.is_ok() });
+                let (a, b) = futures::future::join(
+                    futures::future::join_all(pod_creates),
+                    futures::future::join_all(service_creates),
+                )
+                .await;
+                a.into_iter().chain(b).filter(|ok| *ok).count()
+            }
+        })
+        .buffer_unordered((run.sizes.concurrency / 4).max(1))
+        .collect::<Vec<usize>>()
+        .await;
+    Ok(children.into_iter().sum())
 }

@@ -1,6 +1,7 @@
 //! The benchmark's phases, each in its own namespace.
 
 pub mod bare;
+pub mod cost;
 pub mod job_controller;
 pub mod memory;
 pub mod tfjob;
