@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # hack/bench.sh — the benchmark: tfjob-operator side by side with Kubernetes' Job controller and a
-# bare client, on a fresh local control plane, in one go (about 11 minutes on 2 idle cores,
+# bare client, on a fresh local control plane, in one go (about 10 minutes on 2 idle cores,
 # most of it caching 10,000 TFJobs).
 #
 # Usage:

@@ -153,7 +153,7 @@ pub async fn run(run: &mut Run) -> anyhow::Result<Vec<RequestCost>> {
 /// An `events.k8s.io/v1` Event about TFJob `name`, as the operator records one.
 fn event(name: &str) -> Event {
     serde_json::from_value(json!({
-        "metadata": {"generateName": format!("{name}.")},
+        "metadata": {"name": format!("{name}.created")},
         "eventTime": "2026-01-01T00:00:00.000000Z",
         "reportingController": "kubeflow.org/tfjob-operator",
         "reportingInstance": "tfjob-bench",
