@@ -11,9 +11,12 @@
 
 FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
-# Only what the binary is compiled from (the CRD is generated from the Rust types).
+# Only what the binary is compiled from (the CRD is generated from the Rust types). The other
+# workspace members come along because cargo reads every member's manifest; only the operator
+# and tfjob-core are compiled.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY crates ./crates
 # Cache mounts keep the crate registry and build outputs between builds (BuildKit).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \

@@ -22,7 +22,7 @@ source "$HACK_DIR/lib.sh"
 cd "$ROOT"
 "$HACK_DIR/control-plane.sh" install
 log "building release binaries"
-cargo build --release --locked --bins >&2
+cargo build --release --locked --package tfjob-operator --package sim-kubelet --package tfjob-bench --bins >&2
 read -r load1 _ </proc/loadavg
 if awk -v l="$load1" 'BEGIN { exit !(l > 1.5) }'; then
     warn "load average is $load1: other work competes for the CPU; numbers will be lower than on an idle machine"

@@ -22,7 +22,7 @@ step "1/6 Kubernetes binaries (built once, then cached)"
 hack/control-plane.sh install
 
 step "2/6 building tfjob-operator and the simulated kubelet"
-cargo build --locked --bins 2>&1 | tail -n 2 >&2
+cargo build --locked --package tfjob-operator --package sim-kubelet --bins 2>&1 | tail -n 2 >&2
 BIN=target/debug
 
 step "3/6 starting a local control plane"

@@ -43,9 +43,9 @@ step "formatting (cargo fmt --check)"
 cargo fmt --all -- --check || die "code is not formatted." "run: cargo fmt"
 
 step "lint (cargo clippy -D warnings)"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "unit and integration tests (cargo test)"
-cargo test --locked -- --color=never
+cargo test --workspace --locked -- --color=never
 
 log "all tests passed in $(elapsed_since "$started")"

@@ -1,15 +1,11 @@
-//! tfjob-operator: a Kubernetes operator for Kubeflow TFJobs (`kubeflow.org/v1`).
+//! tfjob-operator: the I/O shell around [`tfjob_core`]'s pure planner.
+//!
+//! - [`controller`]: watches, caches, the reconcile callback and the writes it makes;
+//! - [`ops`]: metrics, health and readiness, leader election, the client stack, logging;
+//! - [`webhook`]: the admission webhook (validation, optional defaulting, certificates);
+//! - [`config`]: the command line, parsed into each part's settings.
 
-// No `unsafe` anywhere in the crate: a test (tests/security.rs) also scans src/ and tests/.
-#![forbid(unsafe_code)]
-
-pub mod api;
 pub mod config;
 pub mod controller;
 pub mod ops;
-pub mod reconcile;
-pub mod sim_kubelet;
 pub mod webhook;
-
-#[cfg(test)]
-pub(crate) mod test_fixtures;

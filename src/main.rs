@@ -1,20 +1,17 @@
 //! The `tfjob-operator` binary: command line and process lifecycle only; everything testable
 //! lives in the library.
 
-// No `unsafe` anywhere in the crate: a test (tests/security.rs) also scans src/ and tests/.
-#![forbid(unsafe_code)]
-
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use tfjob_operator::api::podgroup::GangScheduler;
+use tfjob_core::api::podgroup::GangScheduler;
+use tfjob_core::plan::{PlanConfig, ServiceMode};
 use tfjob_operator::config::{self, RunArgs};
 use tfjob_operator::controller::{self, Settings};
 use tfjob_operator::ops::{self, LeaderElection, LeaderState, Metrics, OpsServer, Readiness};
-use tfjob_operator::reconcile::{PlanConfig, ServiceMode};
 use tfjob_operator::webhook::Webhook;
 
 #[derive(Parser)]
@@ -51,7 +48,7 @@ fn main() -> ExitCode {
 
 fn print_crd() -> ExitCode {
     use std::io::Write;
-    match tfjob_operator::api::crd::tfjob_crd_yaml() {
+    match tfjob_core::api::crd::tfjob_crd_yaml() {
         Ok(yaml) => {
             // `tfjob-operator crd | head` closes the pipe early: that is not an error.
             match std::io::stdout().write_all(yaml.as_bytes()) {
@@ -211,10 +208,8 @@ async fn operate(args: RunArgs) -> Result<ExitCode, String> {
         watch_timeout_seconds: args.watch_timeout_seconds,
         list_page_size: args.list_page_size,
         plan: PlanConfig {
-            cluster_domain: std::env::var(
-                tfjob_operator::api::constants::CUSTOM_CLUSTER_DOMAIN_ENV,
-            )
-            .ok(),
+            cluster_domain: std::env::var(tfjob_core::api::constants::CUSTOM_CLUSTER_DOMAIN_ENV)
+                .ok(),
             service_mode: match args.service_mode {
                 config::ServiceMode::PerReplica => ServiceMode::PerReplica,
                 config::ServiceMode::PerJob => ServiceMode::PerJob,

@@ -20,7 +20,7 @@
 //! marked `Failed` the same way, its message naming the field by its path. A case may carry
 //! `gap:` in the manifest for a known shortcoming; none does today.
 
-mod support;
+use test_support as support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 
 use support::binary::OperatorBinary;
 use support::*;
-use tfjob_operator::api::constants::LABEL_JOB_NAME;
+use tfjob_core::api::constants::LABEL_JOB_NAME;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bad_input");
 

@@ -4,14 +4,14 @@
 //! TFJob must succeed with nothing but the installed RBAC, and `kubectl auth can-i` must show
 //! that the same identity can do nothing else.
 
-mod deploy;
-mod support;
+use test_support as support;
+use test_support::deploy;
 
 use std::path::PathBuf;
 
 use kube::api::Api;
 use serde_json::{Value, json};
-use tfjob_operator::api::TFJob;
+use tfjob_core::api::TFJob;
 
 use deploy::access::{Check, assert_access, may, may_not};
 use deploy::process::OperatorProcess;

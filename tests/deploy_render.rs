@@ -3,8 +3,7 @@
 //! RBAC, the restricted pod, flags the operator accepts, monitoring on real metric names, the
 //! values schema, chart ↔ kustomize equality, the CRD copies, and the Dockerfile. No cluster.
 
-mod deploy;
-mod support;
+use test_support::deploy;
 
 use std::collections::BTreeSet;
 
@@ -112,7 +111,7 @@ fn chart_and_kustomize_crds_equal_the_generated_crd() {
         assert!(
             text == generated,
             "{copy} differs from crds/kubeflow.org_tfjobs.yaml (the CRD generated from the Rust \
-             types). Copy it:\n    cp crds/kubeflow.org_tfjobs.yaml {copy}"
+             types). Regenerate every copy:\n    cargo xtask gen"
         );
     }
     // Helm sees it as the chart's CRD, and kustomize passes it through unchanged.
@@ -1116,11 +1115,17 @@ fn binary_sources() -> BTreeSet<String> {
         .unwrap_or_else(|e| panic!("cargo's deps directory {}: {e}", deps.display()));
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(hash) = name
-            .strip_prefix("libtfjob_operator-")
-            .and_then(|n| n.strip_suffix(".rlib"))
-        {
-            sources.extend(files(&read(&format!("tfjob_operator-{hash}.d"))));
+        // The operator's library and the workspace crates it links.
+        let library = ["tfjob_operator", "tfjob_core"]
+            .into_iter()
+            .find_map(|crate_name| {
+                let hash = name
+                    .strip_prefix(&format!("lib{crate_name}-"))?
+                    .strip_suffix(".rlib")?;
+                Some(format!("{crate_name}-{hash}.d"))
+            });
+        if let Some(dep_info) = library {
+            sources.extend(files(&read(&dep_info)));
         } else if name.starts_with("tfjob_operator-") && name.ends_with(".d") {
             let text = read(&name);
             if files(&text).iter().any(|f| f == "src/main.rs") {
@@ -1129,7 +1134,9 @@ fn binary_sources() -> BTreeSet<String> {
         }
     }
     assert!(
-        sources.contains("src/main.rs") && sources.contains("src/lib.rs"),
+        sources.contains("src/main.rs")
+            && sources.contains("src/lib.rs")
+            && sources.contains("crates/tfjob-core/src/lib.rs"),
         "no dep-info of the operator binary and its library in {}: {sources:?}",
         deps.display()
     );

@@ -1,7 +1,7 @@
 //! Gang scheduling on the real control plane, with minimal PodGroup CRDs installed by the test
 //! (generated from the operator's own PodGroup types).
 
-mod support;
+use test_support as support;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
@@ -13,8 +13,8 @@ use tokio::sync::OnceCell;
 
 use support::operator::{Operator, await_condition, job_events, sim_kubelet, submit};
 use support::*;
-use tfjob_operator::api::TFJob;
-use tfjob_operator::api::podgroup::{GangScheduler, scheduler_plugins, volcano};
+use tfjob_core::api::TFJob;
+use tfjob_core::api::podgroup::{GangScheduler, scheduler_plugins, volcano};
 
 async fn install_pod_group_crds() {
     static DONE: OnceCell<()> = OnceCell::const_new();

@@ -1,7 +1,7 @@
 //! The test harness itself, on the real local control plane: CRD installation, namespace
 //! isolation, garbage collection, test identities and the audit log.
 
-mod support;
+use test_support as support;
 
 use std::collections::BTreeMap;
 

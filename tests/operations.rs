@@ -9,7 +9,7 @@
 //! would see that), and the one that creates 2,000 jobs (it saturates the control plane, which
 //! would starve the lease renewals and timings measured by the others).
 
-mod support;
+use test_support as support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -30,7 +30,7 @@ use support::etcd::{bump_and_compact, etcd_endpoint};
 use support::operator::{has, sim_kubelet};
 use support::pod_history::PodHistory;
 use support::*;
-use tfjob_operator::api::TFJob;
+use tfjob_core::api::TFJob;
 
 /// Taken for reading by every test; for writing by the test that disturbs the whole apiserver.
 static EXCLUSIVE: RwLock<()> = RwLock::const_new(());

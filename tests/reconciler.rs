@@ -1,7 +1,7 @@
 //! The TFJob lifecycle on the real control plane: the operator and the simulated kubelet run
 //! in-process, one namespace per test.
 
-mod support;
+use test_support as support;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::ResourceExt;
@@ -10,7 +10,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use support::operator::{Operator, await_condition, await_events, conditions, sim_kubelet, submit};
 use support::pod_history::PodHistory;
 use support::*;
-use tfjob_operator::api::TFJob;
+use tfjob_core::api::TFJob;
 
 /// A TFJob with `PS` and `Worker` replicas whose pods behave per `annotations` (the simulated
 /// kubelet's `sim.tfjob-operator.dev/*` keys).
@@ -173,7 +173,7 @@ async fn worker_0_success_vs_all_workers() {
     submit(&ctx, &yaml).await;
     await_condition(&ctx, "all", "Running", secs(30)).await;
     let pods: Api<Pod> = ctx.api();
-    tfjob_operator::sim_kubelet::terminate(&pods, "all-worker-0", 0, None)
+    sim_kubelet::terminate(&pods, "all-worker-0", 0, None)
         .await
         .unwrap();
     wait_for(secs(20), "worker 0 of `all` to be counted", || async {
@@ -199,7 +199,7 @@ async fn worker_0_success_vs_all_workers() {
         conditions(&job),
         ["Created=True/TFJobCreated", "Running=True/TFJobRunning"]
     );
-    tfjob_operator::sim_kubelet::terminate(&pods, "all-worker-1", 0, None)
+    sim_kubelet::terminate(&pods, "all-worker-1", 0, None)
         .await
         .unwrap();
     await_condition(&ctx, "all", "Succeeded", secs(20)).await;
@@ -630,7 +630,7 @@ async fn a_succeeded_index_is_not_run_again() {
     .await;
     await_condition(&ctx, "si", "Running", secs(20)).await;
     let pods: Api<Pod> = ctx.api();
-    tfjob_operator::sim_kubelet::terminate(&pods, "si-worker-1", 0, None)
+    sim_kubelet::terminate(&pods, "si-worker-1", 0, None)
         .await
         .unwrap();
     wait_for(secs(20), "index 1 recorded as completed", || async {
@@ -661,7 +661,7 @@ async fn a_succeeded_index_is_not_run_again() {
         ["si-worker-0"],
         "worker 1 already succeeded"
     );
-    tfjob_operator::sim_kubelet::terminate(&pods, "si-worker-0", 0, None)
+    sim_kubelet::terminate(&pods, "si-worker-0", 0, None)
         .await
         .unwrap();
     await_condition(&ctx, "si", "Succeeded", secs(20)).await;
@@ -786,7 +786,7 @@ async fn an_operator_killed_mid_creation_creates_no_duplicates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gang_scheduling_without_the_pod_group_crd_fails_at_start_with_the_fix() {
-    use tfjob_operator::api::podgroup::GangScheduler;
+    use tfjob_core::api::podgroup::GangScheduler;
     use tfjob_operator::controller::{self, Settings};
     let ctx = TestContext::new("nopodgroupcrd").await;
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
@@ -805,7 +805,7 @@ async fn gang_scheduling_without_the_pod_group_crd_fails_at_start_with_the_fix()
         concurrency: 1,
         watch_timeout_seconds: 60,
         list_page_size: 100,
-        plan: tfjob_operator::reconcile::PlanConfig {
+        plan: tfjob_core::plan::PlanConfig {
             gang: Some(GangScheduler::Volcano),
             ..Default::default()
         },

@@ -35,7 +35,7 @@
 //! The tests take turns (one control plane; the apiserver restart would disturb the others, and
 //! a 2-core machine measures rates better without neighbours).
 
-mod support;
+use test_support as support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -51,7 +51,7 @@ use support::operator::sim_kubelet;
 use support::pod_history::PodHistory;
 use support::proxy::{FaultProxy, Faults, Outcome, Record};
 use support::*;
-use tfjob_operator::api::TFJob;
+use tfjob_core::api::TFJob;
 
 /// One test at a time (see the module docs).
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -13,7 +13,7 @@
 //! privilege escalation, all capabilities dropped, RuntimeDefault seccomp); licences, bans and
 //! sources of the dependencies by `cargo deny` in `hack/test.sh` (see `deny.toml`).
 
-mod support;
+use test_support as support;
 
 use std::path::{Path, PathBuf};
 
@@ -184,31 +184,34 @@ async fn raw_exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Every crate root forbids `unsafe`, and no Rust file under `src/` or `tests/` uses it.
+/// Every package of the workspace forbids `unsafe` (the workspace lint, which each member
+/// inherits), and no Rust file in the repository uses it.
 #[test]
-fn no_unsafe_code_anywhere_in_the_crate() {
+fn no_unsafe_code_anywhere_in_the_workspace() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut roots = vec![root.join("src/lib.rs"), root.join("src/main.rs")];
-    for entry in std::fs::read_dir(root.join("src/bin")).expect("src/bin") {
-        let path = entry.expect("entry").path();
-        roots.push(if path.is_dir() {
-            path.join("main.rs")
-        } else {
-            path
-        });
+    let workspace = std::fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml");
+    assert!(
+        workspace.contains("[workspace.lints.rust]\n# No `unsafe` anywhere")
+            && workspace.contains("unsafe_code = \"forbid\""),
+        "the workspace must forbid unsafe code"
+    );
+    let mut manifests = vec![root.join("Cargo.toml")];
+    for entry in std::fs::read_dir(root.join("crates")).expect("crates/") {
+        manifests.push(entry.expect("entry").path().join("Cargo.toml"));
     }
-    for file in &roots {
-        let text = std::fs::read_to_string(file).expect("crate root");
+    for manifest in &manifests {
+        let text = std::fs::read_to_string(manifest).expect("member manifest");
         assert!(
-            text.lines().any(|l| l.trim() == "#![forbid(unsafe_code)]"),
-            "{} must forbid unsafe code",
-            file.display()
+            text.contains("[lints]\nworkspace = true"),
+            "{} must inherit the workspace lints",
+            manifest.display()
         );
     }
 
     let mut files = Vec::new();
     rust_files(&root.join("src"), &mut files);
     rust_files(&root.join("tests"), &mut files);
+    rust_files(&root.join("crates"), &mut files);
     assert!(files.len() > 50, "found the sources: {}", files.len());
     let mut found = Vec::new();
     for file in &files {

@@ -3,7 +3,7 @@
 //! (`https://127.0.0.1:<port>/validate-kubeflow-org-v1-tfjob`), limited to the test's namespace.
 //! Users' view is checked with the real `kubectl` against the harness kubeconfig.
 
-mod support;
+use test_support as support;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use support::*;
-use tfjob_operator::api::TFJob;
+use tfjob_core::api::TFJob;
 use tfjob_operator::ops::Readiness;
 use tfjob_operator::webhook::{
     CertSource, MUTATE_PATH, MUTATING_WEBHOOK_NAME, SelfSignedSettings, SubjectNames,

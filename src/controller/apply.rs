@@ -19,10 +19,10 @@ use tracing::{debug, warn};
 use super::context::Context;
 use super::index::{ChildIndex, JobKey};
 use super::merge_patch;
-use crate::api::{JobStatus, TFJob};
-use crate::reconcile::messages::event_reason;
-use crate::reconcile::observe::PodGroupFacts;
-use crate::reconcile::{ChildRef, JobCounter, JobEvent, Plan, PodGroupAction};
+use tfjob_core::api::{JobStatus, TFJob};
+use tfjob_core::plan::messages::event_reason;
+use tfjob_core::plan::observe::PodGroupFacts;
+use tfjob_core::plan::{ChildRef, JobCounter, JobEvent, Plan, PodGroupAction};
 
 /// Child writes that failed; the reconcile is retried with back-off.
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use serde::{Deserialize, Deserializer};
 
-use crate::api::{EffectiveSpec, TFJob, ValidationError};
+use tfjob_core::api::{EffectiveSpec, TFJob, ValidationError};
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
@@ -113,7 +113,7 @@ impl Resource for CachedJob {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ReplicaType;
+    use tfjob_core::api::ReplicaType;
 
     #[test]
     fn caches_the_resolved_spec_without_replica_specs_labels_or_managed_fields() {

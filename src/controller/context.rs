@@ -10,11 +10,11 @@ use kube::api::ApiResource;
 
 use super::events::EventRecorder;
 use super::index::ChildIndex;
-use crate::api::JobStatus;
-use crate::api::constants::CONTROLLER_NAME;
 use crate::ops::Metrics;
-use crate::reconcile::PlanConfig;
-use crate::reconcile::observe::{PodFacts, PodGroupFacts, ServiceFacts};
+use tfjob_core::api::JobStatus;
+use tfjob_core::api::constants::CONTROLLER_NAME;
+use tfjob_core::plan::PlanConfig;
+use tfjob_core::plan::observe::{PodFacts, PodGroupFacts, ServiceFacts};
 
 /// Shared state of the controller.
 pub struct Context {

@@ -16,8 +16,8 @@ use kube::ResourceExt;
 use kube::api::DynamicObject;
 use kube_runtime::watcher;
 
-use crate::api::constants::LABEL_JOB_NAME;
-use crate::reconcile::observe::{PodFacts, PodGroupFacts, ServiceFacts};
+use tfjob_core::api::constants::LABEL_JOB_NAME;
+use tfjob_core::plan::observe::{PodFacts, PodGroupFacts, ServiceFacts};
 
 /// A job's identity within the operator: namespace and name.
 pub type JobKey = (String, String);
@@ -307,7 +307,7 @@ fn entry_of<F: ChildFacts>(object: &F::Object) -> Option<(JobKey, Entry<F>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::observe::Phase;
+    use tfjob_core::plan::observe::Phase;
 
     fn pod(name: &str, uid: &str, rv: u64, phase: &str) -> Pod {
         serde_json::from_value(serde_json::json!({

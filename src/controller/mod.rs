@@ -33,13 +33,13 @@ use tracing::{debug, info, warn};
 use self::context::{Context, PriorityClasses};
 use self::index::{ChildFacts, ChildIndex};
 use self::reconciler::{Object, error_policy, reconcile};
-use crate::api::TFJob;
-use crate::api::constants::operator_selector;
-use crate::api::podgroup::GangScheduler;
 use crate::ops::{Metrics, Readiness};
-use crate::reconcile::PlanConfig;
-use crate::reconcile::conditions;
-use crate::reconcile::observe::{PodFacts, PodGroupFacts, ServiceFacts};
+use tfjob_core::api::TFJob;
+use tfjob_core::api::constants::operator_selector;
+use tfjob_core::api::podgroup::GangScheduler;
+use tfjob_core::plan::PlanConfig;
+use tfjob_core::plan::conditions;
+use tfjob_core::plan::observe::{PodFacts, PodGroupFacts, ServiceFacts};
 
 /// How the controller watches and reconciles.
 #[derive(Clone, Debug)]

@@ -20,9 +20,9 @@ use tracing::{debug, instrument, warn};
 use super::apply::{ApplyError, apply};
 use super::cache::CachedJob;
 use super::context::Context;
-use crate::api::TFJob;
-use crate::reconcile::conditions::reason;
-use crate::reconcile::{Observed, messages, plan_resolved};
+use tfjob_core::api::TFJob;
+use tfjob_core::plan::conditions::reason;
+use tfjob_core::plan::{Observed, messages, plan_resolved};
 
 /// Why a reconcile failed; it is retried with per-job exponential back-off.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,6 @@
 //!
 //! * [`telemetry`]: process-wide logging (text or JSON, EnvFilter);
 //! * [`metrics`]: Prometheus metrics on a private registry;
-//! * [`prom_text`]: reading a scrape of `/metrics` back (for the tests and the benchmark);
 //! * [`client`]: the kube `Client` with rate limiting, request metrics and User-Agent;
 //! * [`server`]: `/metrics`, `/healthz`, `/readyz` over HTTP, and the readiness flags;
 //! * [`leader`]: Lease-based leader election.
@@ -11,7 +10,6 @@
 pub mod client;
 pub mod leader;
 pub mod metrics;
-pub mod prom_text;
 pub mod server;
 pub mod telemetry;
 

@@ -1,6 +1,6 @@
 //! The defaulting webhook's only job: rewrite what has a single canonical spelling, so the stored
 //! object reads the way current clients write it. It persists no defaults (upstream persists
-//! none; the operator applies them in memory, see [`crate::api::effective`]):
+//! none; the operator applies them in memory, see [`tfjob_core::api::effective`]):
 //!
 //! * a replica-type key in another letter case moves to its canonical key (`Ps` → `PS`,
 //!   `worker` → `Worker`), unless two keys name the same type (validation reports that);
@@ -15,7 +15,7 @@ use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, MoveOperation, Patch, PatchOperation, RemoveOperation};
 use serde_json::{Map, Value};
 
-use crate::api::ReplicaType;
+use tfjob_core::api::ReplicaType;
 
 /// The flat fields of the tf-operator v1.0 layout that now live under `spec.runPolicy`.
 const LEGACY_FIELDS: [&str; 4] = [

@@ -1,8 +1,8 @@
 //! The admission logic: an `admission.k8s.io/v1` AdmissionReview in, the answering
 //! AdmissionReview out. Pure (no I/O, no clock), so every case is a unit test.
 //!
-//! * Validating (`/validate-kubeflow-org-v1-tfjob`): CREATE runs [`crate::api::validate`],
-//!   UPDATE runs [`crate::api::validate_update`] (which adds the immutability of
+//! * Validating (`/validate-kubeflow-org-v1-tfjob`): CREATE runs [`tfjob_core::api::validate`],
+//!   UPDATE runs [`tfjob_core::api::validate_update`] (which adds the immutability of
 //!   `runPolicy.managedBy` and `schedulingPolicy.queue`), minus the problems the stored object
 //!   already had unchanged ("ratcheting"). A denial carries every problem in
 //!   Kubernetes' aggregate format as `status.message`, code 403 and reason `Forbidden` — what
@@ -24,7 +24,7 @@ use kube::core::admission::{
 use kube::core::response::{StatusCause, StatusDetails, StatusSummary};
 use serde_json::Value;
 
-use crate::api::{ErrorKind, FieldError, TFJob, ValidationError, validate, validate_update};
+use tfjob_core::api::{ErrorKind, FieldError, TFJob, ValidationError, validate, validate_update};
 
 use super::defaulting::normalisation_patch;
 

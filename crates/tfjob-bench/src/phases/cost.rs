@@ -1,0 +1,138 @@
+//! Phase 1b, where the apiserver's time goes: the CPU that kube-apiserver and etcd spend per
+//! request of each kind the creators send, measured by sending only that kind (N requests,
+//! the bare client's concurrency). It explains the throughput of the creators: on a machine
+//! where the apiserver is the bottleneck, pods/s is the CPU available divided by the CPU a
+//! job's requests cost.
+
+use std::time::Instant;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+use tfjob_core::api::TFJob;
+
+use crate::cluster::ensure_namespace;
+use crate::procs;
+use crate::report::RequestCost;
+use crate::run::Run;
+use crate::workload;
+
+pub const NAMESPACE: &str = "bench-cost";
+
+pub async fn run(run: &mut Run) -> anyhow::Result<Vec<RequestCost>> {
+    ensure_namespace(&run.client, NAMESPACE).await?;
+    let n = run.sizes.bare_pods / 4;
+    let replicas = run.sizes.replicas;
+    let (pods, services): (Vec<_>, Vec<_>) = (0..n.div_ceil(replicas as usize))
+        .map(|i| workload::bare_children(NAMESPACE, i, replicas))
+        .unzip();
+    let pods: Vec<Pod> = pods.into_iter().flatten().take(n).collect();
+    let services: Vec<Service> = services.into_iter().flatten().take(n).collect();
+    let names: Vec<String> = (0..n).map(|i| workload::name("cost", i)).collect();
+    let tfjobs = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| workload::tfjob(NAMESPACE, name, i, replicas))
+        .collect();
+    let jobs = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| workload::job(NAMESPACE, name, i, replicas))
+        .collect();
+    let events = names.iter().map(|name| event(name)).collect();
+    // The status the operator writes first: the Created condition and empty replica statuses.
+    let status = json!({"status": {
+        "conditions": [{"type": "Created", "status": "True", "reason": "TFJobCreated",
+                        "message": "TFJob is created.", "lastUpdateTime": "2026-01-01T00:00:00Z",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+        "replicaStatuses": {"PS": {}, "Worker": {}}
+    }});
+    let tfjob_api: Api<TFJob> = api(run);
+
+    let costs = vec![
+        measure(run, "create pod", n, run.create_all(&api(run), pods)).await,
+        measure(
+            run,
+            "create headless Service",
+            n,
+            run.create_all(&api(run), services),
+        )
+        .await,
+        measure(run, "create TFJob", n, run.create_all(&tfjob_api, tfjobs)).await,
+        measure(run, "patch TFJob status", n, async {
+            futures::stream::iter(&names)
+                .map(|name| async {
+                    let patch = Patch::Merge(&status);
+                    tfjob_api
+                        .patch_status(name, &PatchParams::default(), &patch)
+                        .await
+                })
+                .buffer_unordered(run.sizes.concurrency.max(1))
+                .filter(|result| futures::future::ready(result.is_err()))
+                .count()
+                .await
+        })
+        .await,
+        measure(run, "create Job", n, run.create_all(&api::<Job>(run), jobs)).await,
+        measure(
+            run,
+            "create event",
+            n,
+            run.create_all(&api::<Event>(run), events),
+        )
+        .await,
+    ];
+    Ok(costs)
+}
+
+fn api<K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>>(run: &Run) -> Api<K>
+where
+    K::DynamicType: Default,
+{
+    Api::namespaced(run.client.clone(), NAMESPACE)
+}
+
+/// Runs `requests` (they resolve to their error count) and measures what they cost the
+/// apiserver and etcd.
+async fn measure(
+    run: &Run,
+    kind: &str,
+    requests: usize,
+    sent: impl Future<Output = usize>,
+) -> RequestCost {
+    let (apiserver, etcd) = (run.cp.pid("kube-apiserver"), run.cp.pid("etcd"));
+    let cpu = || (procs::cpu_ns(apiserver), procs::cpu_ns(etcd));
+    let before = cpu();
+    let started = Instant::now();
+    let errors = sent.await;
+    let seconds = started.elapsed().as_secs_f64();
+    let after = cpu();
+    let per_request_ms = |a: u64, b: u64| (b - a) as f64 / 1e6 / requests.max(1) as f64;
+    RequestCost {
+        kind: kind.into(),
+        requests,
+        errors,
+        per_second: requests as f64 / seconds.max(1e-9),
+        apiserver_cpu_ms: per_request_ms(before.0, after.0),
+        etcd_cpu_ms: per_request_ms(before.1, after.1),
+    }
+}
+
+/// An `events.k8s.io/v1` Event about TFJob `name`, as the operator records one.
+fn event(name: &str) -> Event {
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("{name}.created")},
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "reportingController": "kubeflow.org/tfjob-operator",
+        "reportingInstance": "tfjob-bench",
+        "action": "Create",
+        "reason": "SuccessfulCreatePod",
+        "note": format!("Created pod: {name}-ps-0, {name}-worker-0, {name}-worker-1, {name}-worker-2"),
+        "type": "Normal",
+        "regarding": {"apiVersion": "kubeflow.org/v1", "kind": "TFJob", "namespace": NAMESPACE, "name": name}
+    }))
+    .expect("the bench event is valid")
+}

@@ -1,0 +1,337 @@
+//! Gang scheduling (§9): the job's PodGroup, kept in sync while the job runs, holding pod
+//! creation until Volcano admits it, and removed when the job finishes or is suspended.
+//!
+//! Fixes over upstream: the PodGroup is written only when its spec changed (upstream updated
+//! it on every reconcile), `minResources` follows real PriorityClass values (upstream's lister
+//! was never started, so the order was random), and the termination events are emitted once,
+//! when there is a PodGroup to delete (upstream emitted them on every reconcile).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube_core::ResourceExt;
+use kube_quantity::ParsedQuantity;
+use serde_json::{Value, json};
+
+use super::observe::PodGroupFacts;
+use super::planner::{ChildRef, Planner};
+use crate::api::podgroup::GangScheduler;
+use crate::api::{EffectiveSpec, ReplicaType};
+
+/// What to do with the job's PodGroup in this pass.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PodGroupAction {
+    /// Create this object (apiVersion, kind, metadata, spec).
+    Create(Value),
+    /// Replace the spec with this one (a merge patch of `spec`).
+    Update(Value),
+    Delete(ChildRef),
+}
+
+pub const JOB_TERMINATED: &str = "JobTerminated";
+pub const JOB_TERMINATED_MESSAGE: &str = "Job has been terminated. Deleting PodGroup";
+pub const SET_POD_TEMPLATE_SCHEDULER_NAME: &str = "SetPodTemplateSchedulerName";
+pub const POD_TEMPLATE_SCHEDULER_NAME_MESSAGE: &str =
+    "Another scheduler is specified when gang-scheduling is enabled and it will not be overwritten";
+
+/// Volcano's phases before admission: pods must not be created yet.
+fn is_admitted(gang: &GangScheduler, pod_group: Option<&PodGroupFacts>) -> bool {
+    match gang {
+        GangScheduler::SchedulerPlugins(_) => true,
+        GangScheduler::Volcano => pod_group
+            .and_then(|pg| pg.phase.as_deref())
+            .is_some_and(|phase| !phase.is_empty() && phase != "Pending"),
+    }
+}
+
+impl Planner<'_> {
+    /// Creates or updates the PodGroup; true when pods must wait for Volcano's admission.
+    pub(super) fn sync_pod_group(&mut self, spec: &EffectiveSpec) -> bool {
+        let Some(gang) = self.config.gang.clone() else {
+            return false;
+        };
+        let observed = self.pod_group.clone().filter(|pg| !pg.terminating);
+        let desired = self.desired_pod_group_spec(&gang, spec, observed.as_ref());
+        match &observed {
+            None => {
+                let (group, version, kind) = gang.pod_group_gvk();
+                let object = json!({
+                    "apiVersion": format!("{group}/{version}"),
+                    "kind": kind,
+                    "metadata": {
+                        "name": self.name,
+                        "namespace": self.namespace,
+                        "annotations": self.job.annotations(),
+                        "ownerReferences": [self.builder(spec).owner_reference()],
+                    },
+                    "spec": desired,
+                });
+                self.plan.pod_group = Some(PodGroupAction::Create(object));
+            }
+            Some(pg) if !same_spec(&pg.spec, &desired) => {
+                self.plan.pod_group = Some(PodGroupAction::Update(desired));
+            }
+            Some(_) => {}
+        }
+        if is_admitted(&gang, observed.as_ref()) {
+            return false;
+        }
+        if self.status.last_reconcile_time.is_none() {
+            self.status.last_reconcile_time = Some(self.now_time());
+        }
+        true
+    }
+
+    /// Deletes the PodGroup when the job is finished or suspended (once: only while one exists).
+    pub(super) fn delete_pod_group(&mut self) {
+        if self.config.gang.is_none() {
+            return;
+        }
+        if let Some(pg) = self.pod_group.clone().filter(|pg| !pg.terminating) {
+            self.plan.pod_group = Some(PodGroupAction::Delete(ChildRef {
+                name: pg.name,
+                uid: pg.uid,
+            }));
+            self.event(false, JOB_TERMINATED, JOB_TERMINATED_MESSAGE.into());
+        }
+    }
+
+    fn desired_pod_group_spec(
+        &self,
+        gang: &GangScheduler,
+        spec: &EffectiveSpec,
+        observed: Option<&PodGroupFacts>,
+    ) -> Value {
+        let policy = spec.scheduling_policy.clone().unwrap_or_default();
+        let min_member = policy
+            .min_available
+            .unwrap_or_else(|| spec.total_replicas());
+        let min_resources = policy
+            .min_resources
+            .clone()
+            .unwrap_or_else(|| min_resources(spec, min_member, &self.priority_classes));
+        let mut desired = serde_json::Map::new();
+        desired.insert("minMember".into(), json!(min_member));
+        if !min_resources.is_empty() {
+            desired.insert("minResources".into(), json!(min_resources));
+        }
+        match gang {
+            GangScheduler::Volcano => {
+                // A queue already set on the PodGroup (e.g. by an admission tool) wins.
+                let existing = observed
+                    .and_then(|pg| pg.spec.get("queue"))
+                    .and_then(Value::as_str)
+                    .filter(|q| !q.is_empty());
+                let queue = existing
+                    .map(str::to_string)
+                    .or(policy.queue.clone().filter(|q| !q.is_empty()))
+                    .unwrap_or_else(|| "default".into());
+                desired.insert("queue".into(), json!(queue));
+                if let Some(priority_class) = policy.priority_class.filter(|p| !p.is_empty()) {
+                    desired.insert("priorityClassName".into(), json!(priority_class));
+                }
+            }
+            GangScheduler::SchedulerPlugins(_) => {
+                if let Some(timeout) = policy.schedule_timeout_seconds {
+                    desired.insert("scheduleTimeoutSeconds".into(), json!(timeout));
+                }
+            }
+        }
+        Value::Object(desired)
+    }
+}
+
+/// Whether the observed spec already has every desired field with the desired value (fields
+/// others add, e.g. Volcano's `minTaskMember`, are not ours to fight over).
+fn same_spec(observed: &Value, desired: &Value) -> bool {
+    match (observed, desired) {
+        (Value::Object(observed), Value::Object(desired)) => desired.iter().all(|(key, want)| {
+            observed.get(key).is_some_and(|have| match key.as_str() {
+                "minResources" => same_resources(have, want),
+                _ => have == want,
+            })
+        }),
+        _ => false,
+    }
+}
+
+/// Quantities compare by value (`1000m` equals `1`).
+fn same_resources(have: &Value, want: &Value) -> bool {
+    let parse = |v: &Value| -> Option<BTreeMap<String, ParsedQuantity>> {
+        v.as_object()?
+            .iter()
+            .map(|(k, q)| Some((k.clone(), ParsedQuantity::try_from(q.as_str()?).ok()?)))
+            .collect()
+    };
+    match (parse(have), parse(want)) {
+        (Some(a), Some(b)) => a == b,
+        _ => have == want,
+    }
+}
+
+/// Upstream's default `minResources`: replica types in descending PriorityClass value (unknown
+/// classes count 0; ties keep the canonical type order), summing each pod's requests (limits
+/// where a container has no requests) until `min_member` pods are counted.
+pub fn min_resources(
+    spec: &EffectiveSpec,
+    min_member: i32,
+    priorities: &BTreeMap<String, i32>,
+) -> BTreeMap<String, Quantity> {
+    let mut types: Vec<(ReplicaType, i32)> = spec
+        .replicas
+        .iter()
+        .map(|(t, r)| {
+            let class = r
+                .template
+                .get()
+                .spec
+                .and_then(|s| s.priority_class_name)
+                .unwrap_or_default();
+            (*t, priorities.get(&class).copied().unwrap_or(0))
+        })
+        .collect();
+    types.sort_by_key(|(t, priority)| (std::cmp::Reverse(*priority), *t));
+
+    let mut total: BTreeMap<String, ParsedQuantity> = BTreeMap::new();
+    let mut counted = 0;
+    'types: for (replica_type, _) in types {
+        let replica = &spec.replicas[&replica_type];
+        let pod = pod_resources(&replica.template.get());
+        for _ in 0..replica.replicas {
+            if counted >= min_member {
+                break 'types;
+            }
+            for (name, quantity) in &pod {
+                let sum = total
+                    .remove(name)
+                    .map_or_else(|| quantity.clone(), |t| t + quantity.clone());
+                total.insert(name.clone(), sum);
+            }
+            counted += 1;
+        }
+    }
+    total
+        .into_iter()
+        .map(|(name, q)| (name, Quantity::from(q)))
+        .collect()
+}
+
+/// The resources one pod of `template` asks for.
+fn pod_resources(template: &PodTemplateSpec) -> BTreeMap<String, ParsedQuantity> {
+    let mut sum: BTreeMap<String, ParsedQuantity> = BTreeMap::new();
+    let containers = template.spec.iter().flat_map(|s| s.containers.iter());
+    for container in containers {
+        let resources = container.resources.as_ref();
+        let asked = resources
+            .and_then(|r| r.requests.as_ref())
+            .or(resources.and_then(|r| r.limits.as_ref()));
+        for (name, quantity) in asked.into_iter().flatten() {
+            // A malformed quantity is the apiserver's to reject; it adds nothing here.
+            if let Ok(q) = ParsedQuantity::try_from(quantity) {
+                let next = sum
+                    .remove(name)
+                    .map_or_else(|| q.clone(), |s| s + q.clone());
+                sum.insert(name.clone(), next);
+            }
+        }
+    }
+    sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::TFJob;
+
+    fn spec(yaml: &str) -> EffectiveSpec {
+        let job: TFJob = serde_saphyr::from_str(yaml).unwrap();
+        EffectiveSpec::resolve(&job).unwrap()
+    }
+
+    const JOB: &str = r#"
+metadata: {name: g}
+spec:
+  tfReplicaSpecs:
+    PS:
+      replicas: 1
+      template:
+        spec:
+          containers: [{name: tensorflow, image: tf, resources: {limits: {cpu: "1", memory: 1Gi}}}]
+    Worker:
+      replicas: 3
+      template:
+        spec:
+          priorityClassName: high
+          containers:
+          - {name: tensorflow, image: tf, resources: {requests: {cpu: 500m, memory: 2Gi, nvidia.com/gpu: "1"}}}
+          - {name: sidecar, image: s, resources: {requests: {cpu: 100m}}}
+"#;
+
+    fn q(map: &BTreeMap<String, Quantity>) -> BTreeMap<&str, String> {
+        map.iter().map(|(k, v)| (k.as_str(), v.0.clone())).collect()
+    }
+
+    #[test]
+    fn min_resources_sum_requests_in_priority_order() {
+        let s = spec(JOB);
+        let priorities = BTreeMap::from([("high".to_string(), 1000)]);
+        // High-priority workers first: 2 of them fill minMember 2.
+        let two = min_resources(&s, 2, &priorities);
+        assert_eq!(
+            q(&two),
+            BTreeMap::from([
+                ("cpu", "1200m".to_string()),
+                ("memory", "4Gi".to_string()),
+                ("nvidia.com/gpu", "2".to_string())
+            ])
+        );
+        // Without priorities the canonical order puts PS first (limits count when no requests).
+        let two = min_resources(&s, 2, &BTreeMap::new());
+        assert_eq!(q(&two)["memory"], "3Gi");
+        let all = min_resources(&s, 4, &priorities);
+        assert_eq!(
+            ParsedQuantity::try_from(all["cpu"].0.as_str()).unwrap(),
+            ParsedQuantity::try_from("2800m").unwrap()
+        );
+    }
+
+    #[test]
+    fn spec_comparison_ignores_foreign_fields_and_quantity_spelling() {
+        let observed = json!({"minMember": 2, "queue": "q", "minResources": {"cpu": "1000m"}, "minTaskMember": {"worker": 1}});
+        assert!(same_spec(
+            &observed,
+            &json!({"minMember": 2, "queue": "q", "minResources": {"cpu": "1"}})
+        ));
+        assert!(!same_spec(
+            &observed,
+            &json!({"minMember": 3, "queue": "q"})
+        ));
+        assert!(!same_spec(&json!(null), &json!({"minMember": 3})));
+    }
+
+    #[test]
+    fn volcano_admission_phases() {
+        let pg = |phase: Option<&str>| PodGroupFacts {
+            name: "g".into(),
+            uid: None,
+            phase: phase.map(String::from),
+            spec: json!({}),
+            terminating: false,
+        };
+        assert!(!is_admitted(&GangScheduler::Volcano, None));
+        assert!(!is_admitted(&GangScheduler::Volcano, Some(&pg(None))));
+        assert!(!is_admitted(
+            &GangScheduler::Volcano,
+            Some(&pg(Some("Pending")))
+        ));
+        assert!(is_admitted(
+            &GangScheduler::Volcano,
+            Some(&pg(Some("Inqueue")))
+        ));
+        assert!(is_admitted(
+            &GangScheduler::SchedulerPlugins("s".into()),
+            None
+        ));
+    }
+}
