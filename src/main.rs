@@ -7,8 +7,9 @@ use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use tfjob_core::api::ServiceMode;
 use tfjob_core::api::podgroup::GangScheduler;
-use tfjob_core::plan::{PlanConfig, ServiceMode};
+use tfjob_core::plan::PlanConfig;
 use tfjob_operator::config::{self, RunArgs};
 use tfjob_operator::controller::{self, Settings};
 use tfjob_operator::ops::{self, LeaderElection, LeaderState, Metrics, OpsServer, Readiness};

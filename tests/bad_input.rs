@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 
 use support::binary::OperatorBinary;
 use support::*;
-use tfjob_core::api::constants::LABEL_JOB_NAME;
+use tfjob_core::api::naming::LABEL_JOB_NAME;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bad_input");
 

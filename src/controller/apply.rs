@@ -22,7 +22,7 @@ use super::merge_patch;
 use tfjob_core::api::{JobStatus, TFJob};
 use tfjob_core::plan::messages::event_reason;
 use tfjob_core::plan::observe::PodGroupFacts;
-use tfjob_core::plan::{ChildRef, JobCounter, JobEvent, Plan, PodGroupAction};
+use tfjob_core::plan::{ChildRef, JobEvent, Plan, PodGroupAction};
 
 /// Child writes that failed; the reconcile is retried with back-off.
 #[derive(Debug, thiserror::Error)]
@@ -103,13 +103,7 @@ pub async fn apply(
 
     // Counted only once the status that records the transition is stored.
     for counter in &plan.counters {
-        match counter {
-            JobCounter::Created => ctx.metrics.job_created(ns),
-            JobCounter::Deleted => ctx.metrics.job_deleted(ns),
-            JobCounter::Succeeded => ctx.metrics.job_succeeded(ns),
-            JobCounter::Failed => ctx.metrics.job_failed(ns),
-            JobCounter::Restarted => ctx.metrics.job_restarted(ns),
-        }
+        ctx.metrics.count(ns, *counter);
     }
 
     let (deleted_pods, deleted_services) = futures::join!(

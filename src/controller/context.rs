@@ -12,7 +12,7 @@ use super::events::EventRecorder;
 use super::index::ChildIndex;
 use crate::ops::Metrics;
 use tfjob_core::api::JobStatus;
-use tfjob_core::api::constants::CONTROLLER_NAME;
+use tfjob_core::api::naming::CONTROLLER_NAME;
 use tfjob_core::plan::PlanConfig;
 use tfjob_core::plan::observe::{PodFacts, PodGroupFacts, ServiceFacts};
 

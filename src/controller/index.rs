@@ -16,7 +16,7 @@ use kube::ResourceExt;
 use kube::api::DynamicObject;
 use kube_runtime::watcher;
 
-use tfjob_core::api::constants::LABEL_JOB_NAME;
+use tfjob_core::api::naming::LABEL_JOB_NAME;
 use tfjob_core::plan::observe::{PodFacts, PodGroupFacts, ServiceFacts};
 
 /// A job's identity within the operator: namespace and name.

@@ -35,7 +35,7 @@ use self::index::{ChildFacts, ChildIndex};
 use self::reconciler::{Object, error_policy, reconcile};
 use crate::ops::{Metrics, Readiness};
 use tfjob_core::api::TFJob;
-use tfjob_core::api::constants::operator_selector;
+use tfjob_core::api::naming::operator_selector;
 use tfjob_core::api::podgroup::GangScheduler;
 use tfjob_core::plan::PlanConfig;
 use tfjob_core::plan::conditions;

@@ -21,8 +21,7 @@ use super::apply::{ApplyError, apply};
 use super::cache::CachedJob;
 use super::context::Context;
 use tfjob_core::api::TFJob;
-use tfjob_core::plan::conditions::reason;
-use tfjob_core::plan::{Observed, messages, plan_resolved};
+use tfjob_core::plan::{Observed, plan_resolved, plan_undecodable};
 
 /// Why a reconcile failed; it is retried with per-job exponential back-off.
 #[derive(Debug, thiserror::Error)]
@@ -164,21 +163,14 @@ async fn mark_undecodable(
     if ctx.undecodable.seen(uid, &rv) {
         return Ok(Action::await_change());
     }
-    let message = messages::failed_validation(&format!(
-        "the object cannot be read: {}; fix that field of the TFJob",
-        invalid.error
-    ));
     warn!(%namespace, %name, error = %invalid.error, "TFJob cannot be decoded");
-    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now());
-    let patch = serde_json::json!({"status": {
-        "conditions": [
-            {"type": "Created", "status": "True", "reason": reason::CREATED, "message": messages::created(name),
-             "lastUpdateTime": now, "lastTransitionTime": now},
-            {"type": "Failed", "status": "True", "reason": reason::FAILED_VALIDATION, "message": message,
-             "lastUpdateTime": now, "lastTransitionTime": now},
-        ],
-        "completionTime": now,
-    }});
+    let plan = plan_undecodable(
+        namespace,
+        name,
+        &invalid.error.to_string(),
+        Timestamp::now(),
+    );
+    let patch = serde_json::json!({ "status": plan.status });
     // Untyped: the answer is the same object, which does not decode as a TFJob either.
     let api: Api<DynamicObject> = Api::namespaced_with(
         ctx.client.clone(),
@@ -204,16 +196,24 @@ async fn mark_undecodable(
         uid: Some(uid.clone()),
         ..Default::default()
     };
-    let event = Event {
-        type_: EventType::Warning,
-        reason: reason::FAILED_VALIDATION.into(),
-        note: Some(message.chars().take(1000).collect()),
-        action: reason::FAILED_VALIDATION.into(),
-        secondary: None,
-    };
-    if let Err(error) = ctx.recorder.publish(&event, &reference).await {
-        warn!(%error, "cannot record event");
+    for event in &plan.events {
+        let event = Event {
+            type_: if event.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: event.reason.clone(),
+            note: Some(event.message.chars().take(1000).collect()),
+            action: event.reason.clone(),
+            secondary: None,
+        };
+        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+            warn!(%error, "cannot record event");
+        }
     }
-    ctx.metrics.job_failed(namespace);
+    for counter in &plan.counters {
+        ctx.metrics.count(namespace, *counter);
+    }
     Ok(Action::await_change())
 }

@@ -247,6 +247,18 @@ impl Metrics {
             .map_err(|e| MetricsError::Encode(prometheus::Error::Msg(e.to_string())))
     }
 
+    /// Counts one job transition decided by the planner.
+    pub fn count(&self, namespace: &str, counter: tfjob_core::plan::JobCounter) {
+        use tfjob_core::plan::JobCounter;
+        match counter {
+            JobCounter::Created => self.job_created(namespace),
+            JobCounter::Deleted => self.job_deleted(namespace),
+            JobCounter::Succeeded => self.job_succeeded(namespace),
+            JobCounter::Failed => self.job_failed(namespace),
+            JobCounter::Restarted => self.job_restarted(namespace),
+        }
+    }
+
     /// A TFJob was seen for the first time (upstream: create event in the informer).
     pub fn job_created(&self, namespace: &str) {
         job_inc(&self.inner.jobs_created, namespace);

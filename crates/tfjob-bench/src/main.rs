@@ -32,7 +32,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use tfjob_core::plan::ServiceMode;
+use tfjob_core::api::ServiceMode;
 
 use crate::cluster::ControlPlane;
 use crate::phases::job_controller::Limits;

@@ -9,8 +9,9 @@ use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use serde_json::{Value, json};
+use tfjob_core::api::ServiceMode;
 use tfjob_core::api::TFJob;
-use tfjob_core::plan::{Observed, PlanConfig, ServiceMode, plan};
+use tfjob_core::plan::{Observed, PlanConfig, plan};
 
 /// How long simulated containers run in the lifecycle phase.
 const RUN_MS: &str = "500";

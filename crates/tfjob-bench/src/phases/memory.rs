@@ -10,8 +10,9 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::{Api, PostParams};
+use tfjob_core::api::ServiceMode;
 use tfjob_core::api::TFJob;
-use tfjob_core::plan::{Observed, PlanConfig, ServiceMode, plan};
+use tfjob_core::plan::{Observed, PlanConfig, plan};
 
 use super::tfjob::Mode;
 use crate::cluster::ensure_namespace;

@@ -1,7 +1,6 @@
-//! Names, labels and values that clients of upstream's training-operator depend on.
+//! Values that clients of upstream's training-operator depend on (child names and labels are in
+//! [`super::naming`]).
 
-/// Name of the controller: label value, event reporter, field manager.
-pub const CONTROLLER_NAME: &str = "tfjob-controller";
 /// `framework` label value of the upstream job metrics.
 pub const FRAMEWORK_NAME: &str = "tensorflow";
 /// The container that gets TF_CONFIG and the default port, and whose exit code counts.
@@ -12,13 +11,6 @@ pub const TF_CONFIG_ENV: &str = "TF_CONFIG";
 /// Environment variable of the operator process that appends a cluster domain to TF_CONFIG hosts.
 pub const CUSTOM_CLUSTER_DOMAIN_ENV: &str = "CUSTOM_CLUSTER_DOMAIN";
 
-pub const LABEL_OPERATOR_NAME: &str = "training.kubeflow.org/operator-name";
-pub const LABEL_JOB_NAME: &str = "training.kubeflow.org/job-name";
-pub const LABEL_REPLICA_TYPE: &str = "training.kubeflow.org/replica-type";
-pub const LABEL_REPLICA_INDEX: &str = "training.kubeflow.org/replica-index";
-pub const LABEL_JOB_ROLE: &str = "training.kubeflow.org/job-role";
-pub const JOB_ROLE_MASTER: &str = "master";
-
 /// `runPolicy.managedBy` values.
 pub const MANAGED_BY_TRAINING_OPERATOR: &str = "kubeflow.org/training-operator";
 pub const MANAGED_BY_MULTIKUEUE: &str = "kueue.x-k8s.io/multikueue";
@@ -28,8 +20,3 @@ pub const MAX_LABEL_NAME_LEN: usize = 63;
 /// Upper bound on `replicas` per type: a typo such as 2147483647 must not make the operator try
 /// to create two billion pods.
 pub const MAX_REPLICAS: i32 = 10_000;
-
-/// The label selector that scopes child watches to this operator's own pods and services.
-pub fn operator_selector() -> String {
-    format!("{LABEL_OPERATOR_NAME}={CONTROLLER_NAME}")
-}

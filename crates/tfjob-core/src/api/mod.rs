@@ -4,6 +4,7 @@
 pub mod constants;
 pub mod crd;
 pub mod effective;
+pub mod naming;
 pub mod podgroup;
 pub mod policy;
 pub mod replica_type;
@@ -13,6 +14,7 @@ pub mod types;
 pub mod validation;
 
 pub use effective::{EffectiveReplica, EffectiveSpec, is_managed_by_this_operator};
+pub use naming::{ServiceMode, child_name};
 pub use policy::{CleanPodPolicy, RestartPolicy, SuccessPolicy};
 pub use replica_type::ReplicaType;
 pub use small_map::SmallMap;

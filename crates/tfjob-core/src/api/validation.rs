@@ -13,6 +13,7 @@ use super::constants::{
     DEFAULT_CONTAINER_NAME, MANAGED_BY_MULTIKUEUE, MANAGED_BY_TRAINING_OPERATOR,
     MAX_LABEL_NAME_LEN, MAX_REPLICAS,
 };
+use super::naming::child_name;
 use super::policy::{CleanPodPolicy, RestartPolicy, SuccessPolicy};
 use super::replica_type::ReplicaType;
 use super::types::{ReplicaSpec, RunPolicy, TFJob, TFJobSpec};
@@ -462,7 +463,7 @@ fn validate_child_name_length(
         .iter()
         .map(|(t, replica)| {
             let replicas = replica.replicas.unwrap_or(1).clamp(1, MAX_REPLICAS);
-            format!("{name}-{}-{}", t.lower(), replicas - 1)
+            child_name(name, *t, replicas - 1)
         })
         .max_by_key(String::len);
     if let Some(longest) = longest

@@ -1,7 +1,8 @@
 //! The pods and headless Services of a TFJob: names, labels, owner references, TF_CONFIG.
 //!
-//! Names are deterministic (`<job>-<type>-<index>`), which is what makes creation idempotent:
-//! an operator restarted at any moment can never create a second pod for the same replica.
+//! Names are deterministic (`<job>-<type>-<index>`, see [`crate::api::naming`]), which is what
+//! makes creation idempotent: an operator restarted at any moment can never create a second pod
+//! for the same replica.
 
 use std::collections::BTreeMap;
 
@@ -10,34 +11,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube_core::ResourceExt;
 
 use super::tf_config::{Addressing, is_distributed, tf_config_for};
-use crate::api::constants::{
-    CONTROLLER_NAME, DEFAULT_CONTAINER_NAME, JOB_ROLE_MASTER, LABEL_JOB_NAME, LABEL_JOB_ROLE,
-    LABEL_OPERATOR_NAME, LABEL_REPLICA_INDEX, LABEL_REPLICA_TYPE, TF_CONFIG_ENV,
-};
+use crate::api::constants::{DEFAULT_CONTAINER_NAME, TF_CONFIG_ENV};
+use crate::api::naming::{JOB_ROLE_MASTER, LABEL_JOB_ROLE, child_name, job_labels, replica_labels};
 use crate::api::podgroup::GangScheduler;
-use crate::api::{EffectiveSpec, ReplicaType, TFJob};
+use crate::api::{EffectiveSpec, ReplicaType, ServiceMode, TFJob};
 
 /// Volcano's pod annotations naming the PodGroup and the task.
 pub const VOLCANO_GROUP_NAME: &str = "scheduling.k8s.io/group-name";
 pub const VOLCANO_TASK_SPEC: &str = "volcano.sh/task-spec";
 /// scheduler-plugins' pod label naming the PodGroup.
 pub const SCHEDULER_PLUGINS_POD_GROUP: &str = "scheduling.x-k8s.io/pod-group";
-
-/// How replicas find each other.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ServiceMode {
-    /// Upstream's layout: one headless Service per replica (`<job>-<type>-<i>.<ns>.svc`).
-    #[default]
-    PerReplica,
-    /// One headless Service per job; pods get `hostname`/`subdomain`
-    /// (`<job>-<type>-<i>.<job>.<ns>.svc`). Half the writes, and no cluster Service limit.
-    PerJob,
-}
-
-/// `<job>-<lowercase type>-<index>`, the name of a replica's pod and Service.
-pub fn child_name(job_name: &str, replica_type: ReplicaType, index: i32) -> String {
-    format!("{job_name}-{}-{index}", replica_type.lower())
-}
 
 /// Everything needed to build a job's children.
 pub struct Builder<'a> {
@@ -47,32 +30,31 @@ pub struct Builder<'a> {
     pub addressing: Addressing<'a>,
 }
 
+/// The controller reference every child of `job` carries.
+pub fn owner_reference(job: &TFJob) -> OwnerReference {
+    OwnerReference {
+        api_version: "kubeflow.org/v1".into(),
+        kind: "TFJob".into(),
+        name: job.name_any(),
+        uid: job.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
 impl Builder<'_> {
     /// The controller reference every child carries.
     pub fn owner_reference(&self) -> OwnerReference {
-        OwnerReference {
-            api_version: "kubeflow.org/v1".into(),
-            kind: "TFJob".into(),
-            name: self.job.name_any(),
-            uid: self.job.metadata.uid.clone().unwrap_or_default(),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        }
+        owner_reference(self.job)
     }
 
     fn job_labels(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            (LABEL_OPERATOR_NAME.to_string(), CONTROLLER_NAME.to_string()),
-            (LABEL_JOB_NAME.to_string(), self.job.name_any()),
-        ])
+        job_labels(&self.job.name_any())
     }
 
     /// The four labels of a replica's pod and Service (the Service's selector).
     fn replica_labels(&self, replica_type: ReplicaType, index: i32) -> BTreeMap<String, String> {
-        let mut labels = self.job_labels();
-        labels.insert(LABEL_REPLICA_TYPE.into(), replica_type.lower().into());
-        labels.insert(LABEL_REPLICA_INDEX.into(), index.to_string());
-        labels
+        replica_labels(&self.job.name_any(), replica_type, index)
     }
 
     /// Chief/Master pods, or worker 0 when there is no chief, carry `job-role=master`.

@@ -1,24 +1,34 @@
-//! Reconciling one TFJob: a pure [`plan`] computed from cached state, applied by a thin shell.
+//! One reconcile pass as a pure function: [`plan`] takes a TFJob, what the operator's caches
+//! hold of its children and the time, and returns what to do and the new status. No I/O, no
+//! clock, no randomness: the controller shell observes and applies, this module decides.
+//!
+//! - [`planner`]: the pass, in upstream's order (the only file that orchestrates);
+//! - [`rules`]: the decisions, one pure function per concern, each with its table test;
+//! - [`transitions`]: a decided state change → its condition, event and counter (one place);
+//! - [`children`] and [`tf_config`]: the pods and Services to create, and their TF_CONFIG;
+//! - [`observe`]: the facts about cached children that decisions read;
+//! - [`input`], [`output`]: what a pass takes and gives;
+//! - [`conditions`], [`messages`], [`indexes`]: upstream's condition algorithm and texts, and
+//!   the `completedIndexes` format.
 
 pub mod children;
 pub mod conditions;
-mod finish;
-pub mod gang;
 pub mod indexes;
+pub mod input;
 pub mod messages;
 pub mod observe;
+pub mod output;
 pub mod planner;
-mod replicas;
-mod status;
+pub mod rules;
 pub mod tf_config;
+pub mod transitions;
 
-pub use children::ServiceMode;
-pub use gang::PodGroupAction;
-pub use planner::plan_resolved;
-pub use planner::{ChildRef, JobCounter, JobEvent, Observed, Plan, PlanConfig, PodWarning, plan};
-
-#[cfg(test)]
-mod plan_tests;
+pub use input::{Observed, PlanConfig};
+pub use output::{ChildRef, JobCounter, JobEvent, Plan, PodGroupAction, PodWarning};
+pub use planner::{plan, plan_resolved, plan_undecodable};
 
 #[cfg(test)]
-mod plan_props;
+mod scenarios;
+
+#[cfg(test)]
+mod properties;

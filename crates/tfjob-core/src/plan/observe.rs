@@ -4,7 +4,8 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube_core::ResourceExt;
 
 use crate::api::ReplicaType;
-use crate::api::constants::{DEFAULT_CONTAINER_NAME, LABEL_REPLICA_INDEX, LABEL_REPLICA_TYPE};
+use crate::api::constants::DEFAULT_CONTAINER_NAME;
+use crate::api::naming::replica_of;
 
 /// Upstream's sentinel exit code for "the tensorflow container has not terminated" (0xbeef);
 /// under `ExitCode` it counts as retryable.
@@ -63,7 +64,7 @@ impl PodFacts {
             .chain(init_containers)
             .flatten()
             .map(|c| c.restart_count.max(0))
-            .sum();
+            .fold(0i32, i32::saturating_add);
         let (replica_type, index) = replica_of(pod.labels());
         PodFacts {
             name: pod.name_any(),
@@ -197,21 +198,6 @@ impl PodGroupFacts {
             terminating: object.metadata.deletion_timestamp.is_some(),
         }
     }
-}
-
-/// The replica type and index labels of a child; a missing or malformed label yields `None`
-/// (such objects are left alone, like upstream does).
-fn replica_of(
-    labels: &std::collections::BTreeMap<String, String>,
-) -> (Option<ReplicaType>, Option<i32>) {
-    let replica_type = labels
-        .get(LABEL_REPLICA_TYPE)
-        .and_then(|l| ReplicaType::from_label(l));
-    let index = labels
-        .get(LABEL_REPLICA_INDEX)
-        .and_then(|l| l.parse::<i32>().ok())
-        .filter(|i| *i >= 0);
-    (replica_type, index)
 }
 
 #[cfg(test)]

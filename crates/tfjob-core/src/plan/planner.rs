@@ -1,121 +1,33 @@
-//! `plan`: observed state + now → the actions to take, the new status, and when to look again.
+//! One pass, in upstream's `ReconcileJobs` order: managedBy hand-off → Created → validation →
+//! finished (clean-up, TTL) → suspended → resumed → back-off and deadline → PodGroup → pods and
+//! Services per replica slot → status pass.
 //!
-//! Pure: no I/O, no clock, no randomness. One pass follows upstream's `ReconcileJobs`:
-//! managedBy hand-off → Created → validation → finished (clean-up, TTL) → suspended → resumed →
-//! back-off and deadline limits → pods and Services per replica index → status pass. The fixes
-//! the design lists live in the helpers: timers for deadline and TTL, a persistent back-off
-//! count, succeeded indices that are never re-run, evictions that restart instead of failing,
-//! clean-up that honours `cleanPodPolicy` on limit failures, events and counters once per
-//! transition.
+//! This file only orchestrates. Each decision is a pure function in [`super::rules`] with its
+//! own table test, and every change of state goes through [`transitions::record`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_core::ResourceExt;
 
-use super::children::{Builder, ServiceMode};
-use super::conditions::{self, FALSE, TRUE, reason};
-use super::gang::PodGroupAction;
-use super::messages;
-use super::observe::{PodFacts, PodGroupFacts, ServiceFacts};
+use super::children::{Builder, owner_reference};
+use super::conditions;
+use super::indexes;
+use super::input::{Observed, PlanConfig};
+use super::messages::{self, event_reason};
+use super::observe::{NO_EXIT_CODE, Phase, PodFacts};
+use super::output::{ChildRef, JobEvent, Plan, PodWarning};
+use super::rules::limits::{self, Limit};
+use super::rules::restart::{self, FailedPod};
+use super::rules::{cleanup, counts, failure, gang, services, slots, success, suspend, ttl};
 use super::tf_config::Addressing;
-use crate::api::podgroup::GangScheduler;
-use crate::api::{EffectiveSpec, JobStatus, TFJob, ValidationError, is_managed_by_this_operator};
-
-/// Operator-wide settings that shape the children.
-#[derive(Clone, Debug, Default)]
-pub struct PlanConfig {
-    /// `CUSTOM_CLUSTER_DOMAIN`, appended to TF_CONFIG hosts.
-    pub cluster_domain: Option<String>,
-    pub service_mode: ServiceMode,
-    /// `--gang-scheduler-name`: PodGroups and pod decoration.
-    pub gang: Option<GangScheduler>,
-}
-
-/// What the operator observed about a job's children, from its caches.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Observed<'a> {
-    pub pods: &'a [PodFacts],
-    pub services: &'a [ServiceFacts],
-    /// The job's PodGroup, when gang scheduling is on and it exists.
-    pub pod_group: Option<&'a PodGroupFacts>,
-    /// PriorityClass name → value, for the PodGroup's default `minResources`.
-    pub priority_classes: Option<&'a BTreeMap<String, i32>>,
-}
-
-/// A child to delete; the UID makes the delete conditional on it still being that object.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChildRef {
-    pub name: String,
-    pub uid: Option<String>,
-}
-
-/// A Kubernetes event about the TFJob.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JobEvent {
-    pub warning: bool,
-    pub reason: String,
-    pub message: String,
-}
-
-/// A Warning about one unhealthy pod (upstream's "abnormal pod" events). The shell announces
-/// each once per pod and message: the planner is stateless and sees it on every pass.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PodWarning {
-    pub pod_uid: String,
-    pub reason: String,
-    pub message: String,
-}
-
-/// Upstream's `training_operator_jobs_*_total` counters, incremented once per real transition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum JobCounter {
-    Created,
-    Deleted,
-    Succeeded,
-    Failed,
-    Restarted,
-}
-
-/// What one reconcile pass should do.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Plan {
-    pub create_pods: Vec<Pod>,
-    pub delete_pods: Vec<ChildRef>,
-    pub create_services: Vec<Service>,
-    pub delete_services: Vec<ChildRef>,
-    /// The new status, only when it differs from the observed one.
-    pub status: Option<JobStatus>,
-    pub events: Vec<JobEvent>,
-    /// Unhealthy pods, to announce once each.
-    pub pod_warnings: Vec<PodWarning>,
-    pub counters: Vec<JobCounter>,
-    /// TTL expired: delete the TFJob itself.
-    pub delete_job: bool,
-    /// Look again after this long (deadline or TTL), even if nothing changes.
-    pub requeue_after: Option<Duration>,
-    /// Create, update or delete the job's PodGroup.
-    pub pod_group: Option<PodGroupAction>,
-}
-
-impl Plan {
-    /// Whether the pass changes nothing at all.
-    pub fn is_noop(&self) -> bool {
-        self.create_pods.is_empty()
-            && self.delete_pods.is_empty()
-            && self.create_services.is_empty()
-            && self.delete_services.is_empty()
-            && self.status.is_none()
-            && self.events.is_empty()
-            && self.pod_warnings.is_empty()
-            && self.counters.is_empty()
-            && !self.delete_job
-            && self.pod_group.is_none()
-    }
-}
+use super::transitions::{self, FailReason, JobName, Transition};
+use crate::api::{
+    EffectiveSpec, JobStatus, ReplicaStatus, ReplicaType, TFJob, ValidationError,
+    is_managed_by_this_operator,
+};
 
 /// Plans one reconcile of `job` given what was observed of its children, at time `now`.
 pub fn plan(job: &TFJob, observed: &Observed<'_>, now: Timestamp, config: &PlanConfig) -> Plan {
@@ -132,64 +44,85 @@ pub fn plan_resolved(
     now: Timestamp,
     config: &PlanConfig,
 ) -> Plan {
-    let mut planner = Planner {
+    let observed_status = job.status.clone().unwrap_or_default();
+    let mut pass = Pass {
         job,
-        spec,
         name: job.name_any(),
         namespace: job.namespace().unwrap_or_default(),
         now,
         config,
-        pods: observed.pods.to_vec(),
-        services: observed.services.to_vec(),
-        pod_group: observed.pod_group.cloned(),
-        priority_classes: observed.priority_classes.cloned().unwrap_or_default(),
-        status: job.status.clone().unwrap_or_default(),
+        observed: *observed,
+        status: observed_status.clone(),
         plan: Plan::default(),
     };
-    planner.run();
-    let mut plan = planner.plan;
-    if planner.status != job.status.clone().unwrap_or_default() {
-        plan.status = Some(planner.status);
+    pass.run(spec);
+    let mut plan = pass.plan;
+    if pass.status != observed_status {
+        plan.status = Some(pass.status);
     }
     plan
 }
 
+/// The status and event of a TFJob stored in a form that does not even decode (the apiserver
+/// accepted it, the operator's types do not): Created, then Failed with the decoding error.
+pub fn plan_undecodable(namespace: &str, name: &str, error: &str, now: Timestamp) -> Plan {
+    let job = JobName { namespace, name };
+    let mut status = JobStatus::default();
+    let mut plan = Plan::default();
+    for transition in [
+        Transition::Created,
+        Transition::Failed(FailReason::Undecodable(error.to_string())),
+    ] {
+        transitions::record(&transition, job, now, &mut status, &mut plan);
+    }
+    plan.status = Some(status);
+    plan
+}
+
 /// The state of one planning pass.
-pub(super) struct Planner<'a> {
-    pub job: &'a TFJob,
-    /// The job's spec, validated and defaulted.
-    pub spec: &'a Result<EffectiveSpec, ValidationError>,
-    pub name: String,
-    pub namespace: String,
-    pub now: Timestamp,
-    pub config: &'a PlanConfig,
-    pub pods: Vec<PodFacts>,
-    pub services: Vec<ServiceFacts>,
-    pub pod_group: Option<PodGroupFacts>,
-    pub priority_classes: BTreeMap<String, i32>,
+struct Pass<'a> {
+    job: &'a TFJob,
+    name: String,
+    namespace: String,
+    now: Timestamp,
+    config: &'a PlanConfig,
+    observed: Observed<'a>,
     /// The status being built; starts as the observed one.
-    pub status: JobStatus,
-    pub plan: Plan,
+    status: JobStatus,
+    plan: Plan,
 }
 
-/// Why a running job hit one of its limits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Limit {
-    Backoff,
-    Deadline,
+/// What the replica loop found, for the status pass.
+#[derive(Debug, Default)]
+struct ReplicaOutcome {
+    /// A restart was due but would exceed `backoffLimit`.
+    limit: Option<Limit>,
+    /// Restarts decided in this pass, per type (re-creation plus the pod's in-place restarts).
+    restarts: BTreeMap<ReplicaType, i32>,
+    /// UIDs of the failed pods whose restart this pass counts, per type.
+    restarted_pods: BTreeMap<ReplicaType, Vec<String>>,
+    /// Completed indices per type after this pass.
+    completed: BTreeMap<ReplicaType, BTreeSet<i32>>,
 }
 
-impl<'a> Planner<'a> {
-    fn run(&mut self) {
+impl Pass<'_> {
+    fn run(&mut self, spec: &Result<EffectiveSpec, ValidationError>) {
         if self.job.metadata.deletion_timestamp.is_some() || !is_managed_by_this_operator(self.job)
         {
             return; // Being deleted (garbage collection cleans up), or Kueue's job.
         }
-        self.ensure_created();
-        let resolved: &'a Result<EffectiveSpec, ValidationError> = self.spec;
-        let spec = match resolved {
+        if !self.has_condition(conditions::CREATED) {
+            self.record(Transition::Created);
+        }
+        let spec = match spec {
             Ok(spec) => spec,
-            Err(error) => return self.fail_validation(error),
+            Err(error) => {
+                // An invalid job is failed with every bad field named; nothing else is touched.
+                self.record(Transition::Failed(FailReason::Validation(
+                    error.to_string(),
+                )));
+                return;
+            }
         };
         if conditions::is_finished(&self.status.conditions) {
             return self.finished(spec);
@@ -197,9 +130,20 @@ impl<'a> Planner<'a> {
         if spec.suspend {
             return self.suspend();
         }
-        self.resume_if_suspended();
-
-        if let Some(limit) = self.limit_reached(spec) {
+        if let Some(resumed) = suspend::resume(self.is_true(conditions::SUSPENDED))
+            && self.record(resumed)
+        {
+            // The deadline counts from the resume, as upstream does.
+            self.status.start_time = Some(Time(self.now));
+        }
+        let limit = limits::reached(
+            spec.backoff_limit,
+            self.restarts_so_far(),
+            spec.active_deadline_seconds,
+            self.start_time(),
+            self.now,
+        );
+        if let Some(limit) = limit {
             return self.fail_for_limit(spec, limit);
         }
         if self.sync_pod_group(spec) {
@@ -209,20 +153,63 @@ impl<'a> Planner<'a> {
         if let Some(limit) = outcome.limit {
             return self.fail_for_limit(spec, limit);
         }
-        self.update_status(spec, &outcome);
+        self.status_pass(spec, &outcome);
         if conditions::is_finished(&self.status.conditions) {
             // Decided in this pass: nothing more to start or restart; clean up right away.
-            self.plan.create_pods.clear();
-            self.plan.create_services.clear();
-            self.plan.delete_pods.clear();
-            self.plan.delete_services.clear();
+            self.plan.drop_child_writes();
             return self.finished(spec);
         }
-        self.arm_deadline_timer(spec);
+        if let Some(expiry) =
+            limits::deadline_expiry(spec.active_deadline_seconds, self.start_time())
+        {
+            self.requeue_at(expiry);
+        }
+    }
+
+    /// Records a transition (condition, event, counter); true when the condition changed.
+    fn record(&mut self, transition: Transition) -> bool {
+        let job = JobName {
+            namespace: &self.namespace,
+            name: &self.name,
+        };
+        transitions::record(&transition, job, self.now, &mut self.status, &mut self.plan)
+    }
+
+    fn event(&mut self, warning: bool, reason: &str, message: String) {
+        self.plan.event(JobEvent {
+            warning,
+            reason: reason.into(),
+            message,
+        });
+    }
+
+    fn has_condition(&self, type_: &str) -> bool {
+        self.status.conditions.iter().any(|c| c.type_ == type_)
+    }
+
+    fn is_true(&self, type_: &str) -> bool {
+        conditions::is_true(&self.status.conditions, type_)
+    }
+
+    fn start_time(&self) -> Option<Timestamp> {
+        self.status.start_time.as_ref().map(|t| t.0)
+    }
+
+    /// Look again at `expiry` (seconds since the epoch), just after the second boundary.
+    fn requeue_at(&mut self, expiry: i64) {
+        let seconds = expiry.saturating_sub(self.now.as_second()).max(0);
+        let wait =
+            Duration::from_secs(u64::try_from(seconds).unwrap_or(0)) + Duration::from_millis(100);
+        self.plan.requeue_after(wait);
+    }
+
+    fn restarts_so_far(&self) -> i32 {
+        let stored = self.status.replica_statuses.values().map(|s| s.restarts);
+        limits::restarts_so_far(stored, self.observed.pods)
     }
 
     /// The children's builder for this job.
-    pub fn builder<'s>(&'s self, spec: &'s EffectiveSpec) -> Builder<'s> {
+    fn builder<'s>(&'s self, spec: &'s EffectiveSpec) -> Builder<'s> {
         Builder {
             job: self.job,
             spec,
@@ -236,180 +223,421 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Sets a condition; true when it changed (events and counters follow only real changes).
-    pub fn set_condition(
-        &mut self,
-        type_: &str,
-        status: &str,
-        reason: &str,
-        message: &str,
-    ) -> bool {
-        conditions::set(
-            &mut self.status.conditions,
-            type_,
-            status,
-            reason,
-            message,
-            self.now,
-        )
-    }
-
-    pub fn event(&mut self, warning: bool, reason: &str, message: String) {
-        let event = JobEvent {
-            warning,
-            reason: reason.into(),
-            message,
-        };
-        // Several pods failing alike in one pass make one event, not several identical ones.
-        if !self.plan.events.contains(&event) {
-            self.plan.events.push(event);
-        }
-    }
-
-    pub fn now_time(&self) -> Time {
-        Time(self.now)
-    }
-
-    /// Sets `completionTime` unless already set (it is never cleared, not even on resume).
-    pub fn mark_completion(&mut self) {
-        if self.status.completion_time.is_none() {
-            self.status.completion_time = Some(self.now_time());
-        }
-    }
-
-    fn ensure_created(&mut self) {
-        if !self
-            .status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == conditions::CREATED)
-            && self.set_condition(
-                conditions::CREATED,
-                TRUE,
-                reason::CREATED,
-                &messages::created(&self.name),
-            )
-        {
-            self.plan.counters.push(JobCounter::Created);
-        }
-    }
-
-    /// An invalid job is failed with a message naming every bad field; nothing else is touched.
-    fn fail_validation(&mut self, error: &ValidationError) {
-        let message = messages::failed_validation(&error.to_string());
-        if self.set_condition(
-            conditions::FAILED,
-            TRUE,
-            reason::FAILED_VALIDATION,
-            &message,
-        ) {
-            self.mark_completion();
-            self.event(true, reason::FAILED_VALIDATION, message);
-            self.plan.counters.push(JobCounter::Failed);
-        }
-    }
-
-    fn resume_if_suspended(&mut self) {
-        if conditions::is_true(&self.status.conditions, conditions::SUSPENDED) {
-            let message = messages::resumed(&self.name);
-            if self.set_condition(conditions::SUSPENDED, FALSE, reason::RESUMED, &message) {
-                // The deadline counts from the resume, as upstream does.
-                self.status.start_time = Some(self.now_time());
-                self.event(false, reason::RESUMED, message);
-            }
-        }
-    }
-
-    /// Back-off (restarts so far over the limit) and deadline checks, before touching pods.
-    fn limit_reached(&self, spec: &EffectiveSpec) -> Option<Limit> {
-        if let Some(limit) = spec.backoff_limit
-            && self.restarts_so_far() > limit
-        {
-            return Some(Limit::Backoff);
-        }
-        match (spec.active_deadline_seconds, &self.status.start_time) {
-            (Some(deadline), Some(start))
-                if self.now.as_second() - start.0.as_second() >= deadline =>
-            {
-                Some(Limit::Deadline)
-            }
-            _ => None,
-        }
-    }
-
-    /// Restarts counted against `backoffLimit`: those of replaced pods (kept in status) plus the
-    /// in-place restarts of the pods alive now.
-    pub fn restarts_so_far(&self) -> i32 {
-        let replaced: i32 = self
-            .status
-            .replica_statuses
-            .values()
-            .map(|s| s.restarts)
-            .sum();
-        let live: i32 = self
-            .pods
-            .iter()
-            .filter(|p| !p.terminating)
-            .map(|p| p.restarts)
-            .sum();
-        replaced.saturating_add(live)
-    }
-
     /// Upstream v1.9.4's limits path: mark Failed first, then clean up as for any finished job
     /// (so `cleanPodPolicy: None` keeps the pods for debugging).
     fn fail_for_limit(&mut self, spec: &EffectiveSpec, limit: Limit) {
-        let message = match limit {
-            Limit::Backoff => messages::backoff_limit(&self.name),
-            Limit::Deadline => messages::deadline(&self.name),
+        self.plan.drop_child_writes();
+        let why = match limit {
+            Limit::Backoff => FailReason::BackoffLimit,
+            Limit::Deadline => FailReason::Deadline,
         };
-        self.plan.create_pods.clear();
-        self.plan.create_services.clear();
-        self.plan.delete_pods.clear();
-        self.plan.delete_services.clear();
-        if self.set_condition(conditions::FAILED, TRUE, reason::FAILED, &message) {
-            self.mark_completion();
-            self.event(false, reason::FAILED, message);
-            self.plan.counters.push(JobCounter::Failed);
-        }
+        self.record(Transition::Failed(why));
         self.finished(spec);
     }
 
-    /// Deadline timer: upstream never armed one, so quiet jobs overran their deadline.
-    fn arm_deadline_timer(&mut self, spec: &EffectiveSpec) {
-        if let (Some(deadline), Some(start)) =
-            (spec.active_deadline_seconds, &self.status.start_time)
-        {
-            let expiry = start.0.as_second().saturating_add(deadline);
-            self.requeue_at(expiry);
-        }
-    }
-
-    /// Requeue at `expiry` (seconds since the epoch), keeping the earliest timer.
-    pub fn requeue_at(&mut self, expiry: i64) {
-        let wait = Duration::from_secs(expiry.saturating_sub(self.now.as_second()).max(0) as u64)
-            + Duration::from_millis(100); // land just after the second boundary
-        self.plan.requeue_after = Some(self.plan.requeue_after.map_or(wait, |w| w.min(wait)));
-    }
-
-    /// The pods of the job grouped by replica type and index (children with unreadable labels
-    /// are left alone).
-    pub fn pods_by_slot(&self) -> BTreeMap<(crate::api::ReplicaType, i32), Vec<&PodFacts>> {
-        let mut slots: BTreeMap<_, Vec<&PodFacts>> = BTreeMap::new();
-        for pod in &self.pods {
-            if let (Some(t), Some(i)) = (pod.replica_type, pod.index) {
-                slots.entry((t, i)).or_default().push(pod);
+    /// Every pass of a finished job: clean up per policy (idempotent) and run the TTL timer.
+    fn finished(&mut self, spec: &EffectiveSpec) {
+        if self.is_true(conditions::SUCCEEDED) {
+            for status in self.status.replica_statuses.values_mut() {
+                status.succeeded = status.succeeded.saturating_add(status.active);
+                status.active = 0;
             }
         }
-        slots
+        let doomed = cleanup::finished(
+            spec.clean_pod_policy,
+            self.observed.pods,
+            self.observed.services,
+        );
+        self.plan.delete_pods.extend(doomed.pods);
+        self.plan.delete_services.extend(doomed.services);
+        self.delete_pod_group();
+        if spec.ttl_seconds_after_finished.is_some() && self.status.completion_time.is_none() {
+            self.status.completion_time = Some(Time(self.now));
+        }
+        let completion = self
+            .status
+            .completion_time
+            .as_ref()
+            .map_or(self.now, |t| t.0);
+        match ttl::decide(spec.ttl_seconds_after_finished, completion, self.now) {
+            ttl::Ttl::Keep => {}
+            ttl::Ttl::DeleteNow => self.plan.delete_job = true,
+            ttl::Ttl::At(expiry) => self.requeue_at(expiry),
+        }
+    }
+
+    /// Suspended: no pods, no Services, no timers.
+    fn suspend(&mut self) {
+        let doomed = cleanup::everything(self.observed.pods, self.observed.services);
+        self.plan.delete_pods.extend(doomed.pods);
+        self.plan.delete_services.extend(doomed.services);
+        self.delete_pod_group();
+        for status in self.status.replica_statuses.values_mut() {
+            status.active = 0;
+        }
+        let running = self.is_true(conditions::RUNNING);
+        let suspended = self.is_true(conditions::SUSPENDED);
+        for transition in suspend::suspend(running, suspended) {
+            self.record(transition);
+        }
+    }
+
+    /// Creates or updates the PodGroup; true when pods must wait for Volcano's admission.
+    fn sync_pod_group(&mut self, spec: &EffectiveSpec) -> bool {
+        let Some(gang_scheduler) = &self.config.gang else {
+            return false;
+        };
+        let owner = gang::Owner {
+            name: &self.name,
+            namespace: &self.namespace,
+            annotations: self.job.annotations(),
+            reference: owner_reference(self.job),
+        };
+        let no_classes = BTreeMap::new();
+        let priorities = self.observed.priority_classes.unwrap_or(&no_classes);
+        let decision = gang::sync(
+            gang_scheduler,
+            spec,
+            &owner,
+            self.observed.pod_group,
+            priorities,
+        );
+        if decision.action.is_some() {
+            self.plan.pod_group = decision.action;
+        }
+        if decision.hold_pods && self.status.last_reconcile_time.is_none() {
+            self.status.last_reconcile_time = Some(Time(self.now));
+        }
+        decision.hold_pods
+    }
+
+    /// Deletes the PodGroup of a finished or suspended job, announcing it once.
+    fn delete_pod_group(&mut self) {
+        if self.config.gang.is_none() {
+            return;
+        }
+        if let Some(action) = gang::delete(self.observed.pod_group) {
+            self.plan.pod_group = Some(action);
+            self.event(
+                false,
+                gang::JOB_TERMINATED,
+                gang::JOB_TERMINATED_MESSAGE.into(),
+            );
+        }
+    }
+
+    /// The pod and Service loop: create missing replicas, delete surplus ones, restart or fail
+    /// on failed pods (upstream's `ReconcilePods`/`ReconcileServices`).
+    fn reconcile_replicas(&mut self, spec: &EffectiveSpec) -> ReplicaOutcome {
+        let pods = self.observed.pods;
+        let mut outcome = ReplicaOutcome::default();
+        let mut restarts_so_far = self.restarts_so_far();
+        // Types no longer in the spec are scaled to zero.
+        let mut types: BTreeSet<ReplicaType> = spec.replicas.keys().copied().collect();
+        types.extend(pods.iter().filter_map(|p| p.replica_type));
+        types.extend(self.observed.services.iter().filter_map(|s| s.replica_type));
+
+        let mut by_slot: BTreeMap<ReplicaType, BTreeMap<i32, Vec<&PodFacts>>> = BTreeMap::new();
+        for pod in pods {
+            if let (Some(t), Some(i)) = (pod.replica_type, pod.index) {
+                by_slot
+                    .entry(t)
+                    .or_default()
+                    .entry(i)
+                    .or_default()
+                    .push(pod);
+            }
+        }
+        let no_pods = BTreeMap::new();
+        let mut to_create: Vec<(ReplicaType, i32)> = Vec::new();
+        let mut to_delete: Vec<ChildRef> = Vec::new();
+        let mut failed: Vec<(ReplicaType, &PodFacts)> = Vec::new();
+        for &replica_type in &types {
+            let replicas = spec.replicas.get(&replica_type).map_or(0, |r| r.replicas);
+            let scan = slots::scan(
+                replicas,
+                &self.completed_indexes(replica_type),
+                by_slot.get(&replica_type).unwrap_or(&no_pods),
+            );
+            to_create.extend(scan.missing.iter().map(|&i| (replica_type, i)));
+            to_delete.extend(scan.surplus.iter().map(|p| child_ref(p)));
+            failed.extend(scan.failed.iter().map(|&p| (replica_type, p)));
+            outcome.completed.insert(replica_type, scan.completed);
+        }
+
+        for (replica_type, pod) in failed {
+            let policy = spec
+                .replicas
+                .get(&replica_type)
+                .map(|r| r.restart_policy)
+                .unwrap_or_default();
+            let already_counted = pod.uid.as_ref().is_some_and(|uid| {
+                self.status
+                    .replica_statuses
+                    .get(replica_type.as_str())
+                    .is_some_and(|s| s.restarted_pods.contains(uid))
+            });
+            let decision = restart::decide(
+                policy,
+                pod.exit_code,
+                spec.backoff_limit,
+                restarts_so_far,
+                already_counted,
+            );
+            match decision {
+                FailedPod::Keep => {}
+                FailedPod::FailJob => {
+                    self.exited_with_code(pod);
+                    self.record(Transition::Failed(FailReason::ExitCode(replica_type)));
+                }
+                FailedPod::OverBackoffLimit => {
+                    outcome.limit = Some(Limit::Backoff);
+                    return outcome;
+                }
+                // Its restart is stored; only the delete did not happen yet.
+                FailedPod::DeleteOnly => to_delete.push(child_ref(pod)),
+                FailedPod::Restart => {
+                    // Each failure restarts the pod once: its in-place restarts move into the
+                    // count kept in status, so the total survives the re-creation and an
+                    // operator restart.
+                    if let Some(uid) = &pod.uid {
+                        outcome
+                            .restarted_pods
+                            .entry(replica_type)
+                            .or_default()
+                            .push(uid.clone());
+                    }
+                    let consumed = pod.restarts.saturating_add(1);
+                    restarts_so_far = restarts_so_far.saturating_add(1);
+                    let counted = outcome.restarts.entry(replica_type).or_default();
+                    *counted = counted.saturating_add(consumed);
+                    to_delete.push(child_ref(pod));
+                    self.exited_with_code(pod);
+                    self.record(Transition::Restarting(replica_type));
+                }
+            }
+        }
+
+        self.plan.pod_warnings.extend(pods.iter().filter_map(|pod| {
+            let (reason, message) = *pod.abnormal.clone()?;
+            Some(PodWarning {
+                pod_uid: pod.uid.clone()?,
+                reason,
+                message,
+            })
+        }));
+        self.create_pods(spec, &to_create);
+        self.plan.delete_pods.extend(to_delete);
+        self.sync_services(spec, &types);
+        outcome
+    }
+
+    fn create_pods(&mut self, spec: &EffectiveSpec, to_create: &[(ReplicaType, i32)]) {
+        if to_create.is_empty() {
+            return;
+        }
+        let template_sets_restart_policy = to_create.iter().any(|(t, _)| {
+            spec.replicas.get(t).is_some_and(|r| {
+                r.template
+                    .get()
+                    .spec
+                    .is_some_and(|s| s.restart_policy.is_some_and(|p| !p.is_empty()))
+            })
+        });
+        let pods: Vec<_> = {
+            let builder = self.builder(spec);
+            to_create.iter().map(|(t, i)| builder.pod(*t, *i)).collect()
+        };
+        self.plan.create_pods.extend(pods);
+        if template_sets_restart_policy {
+            self.event(
+                true,
+                event_reason::SET_POD_TEMPLATE_RESTART_POLICY,
+                messages::POD_TEMPLATE_RESTART_POLICY.into(),
+            );
+        }
+        if let Some(gang_scheduler) = &self.config.gang {
+            let foreign_scheduler = spec.replicas.values().any(|r| {
+                r.template
+                    .get()
+                    .spec
+                    .and_then(|s| s.scheduler_name)
+                    .is_some_and(|name| !name.is_empty() && name != gang_scheduler.scheduler_name())
+            });
+            if foreign_scheduler {
+                self.event(
+                    true,
+                    gang::SET_POD_TEMPLATE_SCHEDULER_NAME,
+                    gang::POD_TEMPLATE_SCHEDULER_NAME_MESSAGE.into(),
+                );
+            }
+        }
+    }
+
+    fn sync_services(&mut self, spec: &EffectiveSpec, types: &BTreeSet<ReplicaType>) {
+        let replicas: Vec<(ReplicaType, i32)> = types
+            .iter()
+            .map(|&t| (t, spec.replicas.get(&t).map_or(0, |r| r.replicas)))
+            .collect();
+        let decision = services::plan(
+            self.config.service_mode,
+            &self.name,
+            &replicas,
+            self.observed.services,
+        );
+        let created: Vec<_> = {
+            let builder = self.builder(spec);
+            decision
+                .create
+                .iter()
+                .map(|wanted| match *wanted {
+                    services::Wanted::Job => builder.job_service(),
+                    services::Wanted::Replica(t, i) => builder.replica_service(t, i),
+                })
+                .collect()
+        };
+        self.plan.create_services.extend(created);
+        self.plan.delete_services.extend(decision.delete);
+    }
+
+    /// The status pass (upstream's `UpdateJobStatus`): replica counters, `startTime`, and the
+    /// Running / Succeeded / Failed decisions, type by type in upstream's order.
+    fn status_pass(&mut self, spec: &EffectiveSpec, outcome: &ReplicaOutcome) {
+        let pods = self.observed.pods;
+        let alive: BTreeSet<&str> = pods.iter().filter_map(|p| p.uid.as_deref()).collect();
+        let no_indexes = BTreeSet::new();
+        self.status.replica_statuses = spec
+            .replicas
+            .iter()
+            .map(|(&replica_type, replica)| {
+                let old = self
+                    .status
+                    .replica_statuses
+                    .get(replica_type.as_str())
+                    .cloned()
+                    .unwrap_or_default();
+                let pass = counts::PassMemory {
+                    completed: outcome.completed.get(&replica_type).unwrap_or(&no_indexes),
+                    restarts: outcome.restarts.get(&replica_type).copied().unwrap_or(0),
+                    restarted_pods: outcome
+                        .restarted_pods
+                        .get(&replica_type)
+                        .map_or(&[], Vec::as_slice),
+                };
+                let of_type = pods.iter().filter(|p| p.replica_type == Some(replica_type));
+                let status =
+                    counts::replica_status(&old, of_type, replica.restart_policy, pass, &alive);
+                (replica_type.as_str().to_string(), status)
+            })
+            .collect();
+        if self.status.start_time.is_none() {
+            self.status.start_time = Some(Time(self.now));
+        }
+
+        // "Restarting masks failures": a restart under way keeps its condition, as stored.
+        let restarting = self
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == conditions::RESTARTING)
+            .map(|c| Transition::StillRestarting {
+                reason: c.reason.clone().unwrap_or_default(),
+                message: c.message.clone().unwrap_or_default(),
+            });
+        let has_workers = spec.replicas.contains_key(&ReplicaType::Worker);
+        let worker0_completed = success::worker0_completed(has_workers, pods);
+        let has_chief = spec.has_chief();
+        let mut succeeded = false;
+        for (&replica_type, replica) in &spec.replicas {
+            let counted: ReplicaStatus = self
+                .status
+                .replica_statuses
+                .get(replica_type.as_str())
+                .cloned()
+                .unwrap_or_default();
+            let verdict = success::verdict(
+                replica_type,
+                has_chief,
+                spec.success_policy,
+                worker0_completed,
+                success::TypeCounts {
+                    replicas: replica.replicas,
+                    active: counted.active,
+                    succeeded: counted.succeeded,
+                },
+            );
+            if verdict.running {
+                self.record(Transition::Running);
+            }
+            if verdict.succeeded {
+                succeeded |= self.record(Transition::Succeeded);
+            }
+            let failure = failure::verdict(
+                replica_type,
+                counted.failed,
+                restarting.is_some(),
+                spec.enable_dynamic_worker,
+                succeeded || self.is_true(conditions::SUCCEEDED),
+            );
+            match (failure, &restarting) {
+                (failure::Verdict::MaskedByRestart, Some(still)) => {
+                    self.record(still.clone());
+                }
+                (failure::Verdict::FailsJob, _) => {
+                    self.fail_for_replicas(replica_type, counted.failed)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Failed replicas fail the job; each failed pod's exit code is announced with it.
+    fn fail_for_replicas(&mut self, replica_type: ReplicaType, failed: i32) {
+        let why = FailReason::Replicas {
+            replica_type,
+            failed,
+        };
+        if !self.record(Transition::Failed(why)) {
+            return;
+        }
+        let exits: Vec<(String, i32)> = self
+            .observed
+            .pods
+            .iter()
+            .filter(|p| {
+                p.replica_type == Some(replica_type)
+                    && p.phase == Phase::Failed
+                    && p.exit_code != NO_EXIT_CODE
+            })
+            .map(|p| (p.name.clone(), p.exit_code))
+            .collect();
+        for (pod, code) in exits {
+            let message = messages::exited_with_code(&self.namespace, &pod, code);
+            self.event(false, event_reason::EXITED_WITH_CODE, message);
+        }
+    }
+
+    fn exited_with_code(&mut self, pod: &PodFacts) {
+        if pod.exit_code != NO_EXIT_CODE {
+            let message = messages::exited_with_code(&self.namespace, &pod.name, pod.exit_code);
+            self.event(false, event_reason::EXITED_WITH_CODE, message);
+        }
     }
 
     /// Indices of `replica_type` recorded as completed in the status.
-    pub fn completed_indexes(&self, replica_type: crate::api::ReplicaType) -> BTreeSet<i32> {
+    fn completed_indexes(&self, replica_type: ReplicaType) -> BTreeSet<i32> {
         self.status
             .replica_statuses
             .get(replica_type.as_str())
             .and_then(|s| s.completed_indexes.as_deref())
-            .map(super::indexes::parse)
+            .map(indexes::parse)
             .unwrap_or_default()
+    }
+}
+
+fn child_ref(pod: &PodFacts) -> ChildRef {
+    ChildRef {
+        name: pod.name.clone(),
+        uid: pod.uid.clone(),
     }
 }

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::children::{ServiceMode, child_name};
-use crate::api::{EffectiveSpec, ReplicaType};
+use crate::api::naming::child_name;
+use crate::api::{EffectiveSpec, ReplicaType, ServiceMode};
 
 /// Where TF_CONFIG hosts live.
 #[derive(Clone, Copy, Debug)]

@@ -1,5 +1,5 @@
-//! Gang scheduling (§9): the job's PodGroup, kept in sync while the job runs, holding pod
-//! creation until Volcano admits it, and removed when the job finishes or is suspended.
+//! Gang scheduling: the job's PodGroup, kept in sync while the job runs, holding pod creation
+//! until Volcano admits it, and removed when the job finishes or is suspended.
 //!
 //! Fixes over upstream: the PodGroup is written only when its spec changed (upstream updated
 //! it on every reconcile), `minResources` follows real PriorityClass values (upstream's lister
@@ -10,30 +10,80 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube_core::ResourceExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube_quantity::ParsedQuantity;
 use serde_json::{Value, json};
 
-use super::observe::PodGroupFacts;
-use super::planner::{ChildRef, Planner};
 use crate::api::podgroup::GangScheduler;
 use crate::api::{EffectiveSpec, ReplicaType};
-
-/// What to do with the job's PodGroup in this pass.
-#[derive(Clone, Debug, PartialEq)]
-pub enum PodGroupAction {
-    /// Create this object (apiVersion, kind, metadata, spec).
-    Create(Value),
-    /// Replace the spec with this one (a merge patch of `spec`).
-    Update(Value),
-    Delete(ChildRef),
-}
+use crate::plan::observe::PodGroupFacts;
+use crate::plan::output::{ChildRef, PodGroupAction};
 
 pub const JOB_TERMINATED: &str = "JobTerminated";
 pub const JOB_TERMINATED_MESSAGE: &str = "Job has been terminated. Deleting PodGroup";
 pub const SET_POD_TEMPLATE_SCHEDULER_NAME: &str = "SetPodTemplateSchedulerName";
 pub const POD_TEMPLATE_SCHEDULER_NAME_MESSAGE: &str =
     "Another scheduler is specified when gang-scheduling is enabled and it will not be overwritten";
+
+/// The job a PodGroup belongs to.
+#[derive(Clone, Debug)]
+pub struct Owner<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub annotations: &'a BTreeMap<String, String>,
+    pub reference: OwnerReference,
+}
+
+/// What to do with the PodGroup of a running job.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sync {
+    pub action: Option<PodGroupAction>,
+    /// Volcano has not admitted the PodGroup yet: create no pods.
+    pub hold_pods: bool,
+}
+
+/// Keeps the PodGroup of a running job in sync with its spec.
+pub fn sync(
+    gang: &GangScheduler,
+    spec: &EffectiveSpec,
+    owner: &Owner<'_>,
+    observed: Option<&PodGroupFacts>,
+    priorities: &BTreeMap<String, i32>,
+) -> Sync {
+    let observed = observed.filter(|pg| !pg.terminating);
+    let desired = desired_spec(gang, spec, observed, priorities);
+    let action = match observed {
+        None => {
+            let (group, version, kind) = gang.pod_group_gvk();
+            Some(PodGroupAction::Create(json!({
+                "apiVersion": format!("{group}/{version}"),
+                "kind": kind,
+                "metadata": {
+                    "name": owner.name,
+                    "namespace": owner.namespace,
+                    "annotations": owner.annotations,
+                    "ownerReferences": [owner.reference],
+                },
+                "spec": desired,
+            })))
+        }
+        Some(pg) if !same_spec(&pg.spec, &desired) => Some(PodGroupAction::Update(desired)),
+        Some(_) => None,
+    };
+    Sync {
+        action,
+        hold_pods: !is_admitted(gang, observed),
+    }
+}
+
+/// The PodGroup to delete when the job finishes or is suspended (once: only while one exists).
+pub fn delete(observed: Option<&PodGroupFacts>) -> Option<PodGroupAction> {
+    let pg = observed.filter(|pg| !pg.terminating)?;
+    Some(PodGroupAction::Delete(ChildRef {
+        name: pg.name.clone(),
+        uid: pg.uid.clone(),
+    }))
+}
 
 /// Volcano's phases before admission: pods must not be created yet.
 fn is_admitted(gang: &GangScheduler, pod_group: Option<&PodGroupFacts>) -> bool {
@@ -45,101 +95,48 @@ fn is_admitted(gang: &GangScheduler, pod_group: Option<&PodGroupFacts>) -> bool 
     }
 }
 
-impl Planner<'_> {
-    /// Creates or updates the PodGroup; true when pods must wait for Volcano's admission.
-    pub(super) fn sync_pod_group(&mut self, spec: &EffectiveSpec) -> bool {
-        let Some(gang) = self.config.gang.clone() else {
-            return false;
-        };
-        let observed = self.pod_group.clone().filter(|pg| !pg.terminating);
-        let desired = self.desired_pod_group_spec(&gang, spec, observed.as_ref());
-        match &observed {
-            None => {
-                let (group, version, kind) = gang.pod_group_gvk();
-                let object = json!({
-                    "apiVersion": format!("{group}/{version}"),
-                    "kind": kind,
-                    "metadata": {
-                        "name": self.name,
-                        "namespace": self.namespace,
-                        "annotations": self.job.annotations(),
-                        "ownerReferences": [self.builder(spec).owner_reference()],
-                    },
-                    "spec": desired,
-                });
-                self.plan.pod_group = Some(PodGroupAction::Create(object));
-            }
-            Some(pg) if !same_spec(&pg.spec, &desired) => {
-                self.plan.pod_group = Some(PodGroupAction::Update(desired));
-            }
-            Some(_) => {}
-        }
-        if is_admitted(&gang, observed.as_ref()) {
-            return false;
-        }
-        if self.status.last_reconcile_time.is_none() {
-            self.status.last_reconcile_time = Some(self.now_time());
-        }
-        true
+fn desired_spec(
+    gang: &GangScheduler,
+    spec: &EffectiveSpec,
+    observed: Option<&PodGroupFacts>,
+    priorities: &BTreeMap<String, i32>,
+) -> Value {
+    let policy = spec.scheduling_policy.clone().unwrap_or_default();
+    let min_member = policy
+        .min_available
+        .unwrap_or_else(|| spec.total_replicas());
+    let min_resources = policy
+        .min_resources
+        .clone()
+        .unwrap_or_else(|| min_resources(spec, min_member, priorities));
+    let mut desired = serde_json::Map::new();
+    desired.insert("minMember".into(), json!(min_member));
+    if !min_resources.is_empty() {
+        desired.insert("minResources".into(), json!(min_resources));
     }
-
-    /// Deletes the PodGroup when the job is finished or suspended (once: only while one exists).
-    pub(super) fn delete_pod_group(&mut self) {
-        if self.config.gang.is_none() {
-            return;
+    match gang {
+        GangScheduler::Volcano => {
+            // A queue already set on the PodGroup (e.g. by an admission tool) wins.
+            let existing = observed
+                .and_then(|pg| pg.spec.get("queue"))
+                .and_then(Value::as_str)
+                .filter(|q| !q.is_empty());
+            let queue = existing
+                .map(str::to_string)
+                .or(policy.queue.clone().filter(|q| !q.is_empty()))
+                .unwrap_or_else(|| "default".into());
+            desired.insert("queue".into(), json!(queue));
+            if let Some(priority_class) = policy.priority_class.filter(|p| !p.is_empty()) {
+                desired.insert("priorityClassName".into(), json!(priority_class));
+            }
         }
-        if let Some(pg) = self.pod_group.clone().filter(|pg| !pg.terminating) {
-            self.plan.pod_group = Some(PodGroupAction::Delete(ChildRef {
-                name: pg.name,
-                uid: pg.uid,
-            }));
-            self.event(false, JOB_TERMINATED, JOB_TERMINATED_MESSAGE.into());
+        GangScheduler::SchedulerPlugins(_) => {
+            if let Some(timeout) = policy.schedule_timeout_seconds {
+                desired.insert("scheduleTimeoutSeconds".into(), json!(timeout));
+            }
         }
     }
-
-    fn desired_pod_group_spec(
-        &self,
-        gang: &GangScheduler,
-        spec: &EffectiveSpec,
-        observed: Option<&PodGroupFacts>,
-    ) -> Value {
-        let policy = spec.scheduling_policy.clone().unwrap_or_default();
-        let min_member = policy
-            .min_available
-            .unwrap_or_else(|| spec.total_replicas());
-        let min_resources = policy
-            .min_resources
-            .clone()
-            .unwrap_or_else(|| min_resources(spec, min_member, &self.priority_classes));
-        let mut desired = serde_json::Map::new();
-        desired.insert("minMember".into(), json!(min_member));
-        if !min_resources.is_empty() {
-            desired.insert("minResources".into(), json!(min_resources));
-        }
-        match gang {
-            GangScheduler::Volcano => {
-                // A queue already set on the PodGroup (e.g. by an admission tool) wins.
-                let existing = observed
-                    .and_then(|pg| pg.spec.get("queue"))
-                    .and_then(Value::as_str)
-                    .filter(|q| !q.is_empty());
-                let queue = existing
-                    .map(str::to_string)
-                    .or(policy.queue.clone().filter(|q| !q.is_empty()))
-                    .unwrap_or_else(|| "default".into());
-                desired.insert("queue".into(), json!(queue));
-                if let Some(priority_class) = policy.priority_class.filter(|p| !p.is_empty()) {
-                    desired.insert("priorityClassName".into(), json!(priority_class));
-                }
-            }
-            GangScheduler::SchedulerPlugins(_) => {
-                if let Some(timeout) = policy.schedule_timeout_seconds {
-                    desired.insert("scheduleTimeoutSeconds".into(), json!(timeout));
-                }
-            }
-        }
-        Value::Object(desired)
-    }
+    Value::Object(desired)
 }
 
 /// Whether the observed spec already has every desired field with the desired value (fields
@@ -333,5 +330,84 @@ spec:
             &GangScheduler::SchedulerPlugins("s".into()),
             None
         ));
+    }
+
+    #[test]
+    fn pod_group_of_a_running_job() {
+        let s = spec(JOB);
+        let annotations = BTreeMap::new();
+        let owner = Owner {
+            name: "g",
+            namespace: "ns",
+            annotations: &annotations,
+            reference: OwnerReference::default(),
+        };
+        let plugins = GangScheduler::SchedulerPlugins("sp".into());
+        let pg = |phase: Option<&str>, spec: Value, terminating: bool| PodGroupFacts {
+            name: "g".into(),
+            uid: Some("pg-uid".into()),
+            phase: phase.map(String::from),
+            spec,
+            terminating,
+        };
+        let current = json!({"minMember": 4, "queue": "default",
+            "minResources": {"cpu": "2800m", "memory": "7Gi", "nvidia.com/gpu": "3"}});
+        // gang, observed PodGroup → action (create/update/none), hold pods
+        let cases = [
+            (GangScheduler::Volcano, None, Some("create"), true),
+            (
+                GangScheduler::Volcano,
+                Some(pg(None, current.clone(), false)),
+                None,
+                true,
+            ),
+            (
+                GangScheduler::Volcano,
+                Some(pg(Some("Pending"), current.clone(), false)),
+                None,
+                true,
+            ),
+            (
+                GangScheduler::Volcano,
+                Some(pg(Some("Inqueue"), current.clone(), false)),
+                None,
+                false,
+            ),
+            (
+                GangScheduler::Volcano,
+                Some(pg(Some("Running"), json!({"minMember": 1}), false)),
+                Some("update"),
+                false,
+            ),
+            (
+                GangScheduler::Volcano,
+                Some(pg(Some("Running"), current.clone(), true)),
+                Some("create"),
+                true,
+            ),
+            (plugins.clone(), None, Some("create"), false),
+        ];
+        for (gang, observed, want_action, want_hold) in cases {
+            let decision = sync(&gang, &s, &owner, observed.as_ref(), &BTreeMap::new());
+            let action = decision.action.as_ref().map(|a| match a {
+                PodGroupAction::Create(_) => "create",
+                PodGroupAction::Update(_) => "update",
+                PodGroupAction::Delete(_) => "delete",
+            });
+            assert_eq!(
+                (action, decision.hold_pods),
+                (want_action, want_hold),
+                "{gang:?} {observed:?}"
+            );
+        }
+        assert_eq!(
+            delete(Some(&pg(Some("Running"), json!({}), false))),
+            Some(PodGroupAction::Delete(ChildRef {
+                name: "g".into(),
+                uid: Some("pg-uid".into())
+            }))
+        );
+        assert_eq!(delete(Some(&pg(Some("Running"), json!({}), true))), None);
+        assert_eq!(delete(None), None);
     }
 }

@@ -10,7 +10,8 @@ use serde_json::json;
 
 use super::conditions;
 use super::observe::{PodFacts, ServiceFacts};
-use super::{PlanConfig, ServiceMode, plan};
+use super::{PlanConfig, plan};
+use crate::api::ServiceMode;
 use crate::api::{ReplicaType, TFJob};
 use crate::test_fixtures::t;
 
