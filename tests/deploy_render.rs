@@ -206,8 +206,11 @@ fn default_render_is_cluster_wide_with_exactly_the_operators_rules() {
         "tfjob-operator"
     );
     let flags = parse_flags(deployment);
-    assert!(flags.namespaces.is_empty(), "all namespaces by default");
-    assert!(!flags.leader_elect);
+    assert!(
+        flags.watch.namespaces.is_empty(),
+        "all namespaces by default"
+    );
+    assert!(!flags.leader.leader_elect);
     assert_eq!(deployment["spec"]["replicas"], 1);
     assert_eq!(
         deployment["spec"]["strategy"]["type"], "Recreate",
@@ -248,8 +251,14 @@ fn deployment_runs_restricted_with_probes_and_the_downward_api() {
 
     // Probes on the ports the flags bind.
     let flags = parse_flags(deployment);
-    assert_eq!(flags.metrics_bind_address.to_string(), "0.0.0.0:8080");
-    assert_eq!(flags.health_probe_bind_address.to_string(), "0.0.0.0:8081");
+    assert_eq!(
+        flags.servers.metrics_bind_address.to_string(),
+        "0.0.0.0:8080"
+    );
+    assert_eq!(
+        flags.servers.health_probe_bind_address.to_string(),
+        "0.0.0.0:8081"
+    );
     let ports: Vec<(String, i64)> = c["ports"]
         .as_array()
         .expect("ports")
@@ -311,20 +320,29 @@ fn every_flag_value_reaches_the_operator() {
     let deployment = one(&objs, "Deployment");
     let flags = parse_flags(deployment);
     assert_eq!(
-        flags.job_selector.map(|s| s.to_string()).as_deref(),
+        flags.watch.job_selector.map(|s| s.to_string()).as_deref(),
         Some("shard in (a,b)")
     );
-    assert_eq!(flags.concurrency, 4);
-    assert_eq!((flags.kube_api_qps, flags.kube_api_burst), (20.5, 40));
-    assert_eq!(flags.watch_timeout_seconds, 120);
+    assert_eq!(flags.watch.concurrency, 4);
     assert_eq!(
-        flags.list_page_size, 1_000_000,
+        (flags.client.kube_api_qps, flags.client.kube_api_burst),
+        (20.5, 40)
+    );
+    assert_eq!(flags.watch.watch_timeout_seconds, 120);
+    assert_eq!(
+        flags.watch.list_page_size, 1_000_000,
         "large numbers are not rendered as 1e+06"
     );
-    assert_eq!(flags.metrics_bind_address.to_string(), "0.0.0.0:9090");
-    assert_eq!(flags.health_probe_bind_address.to_string(), "0.0.0.0:9091");
-    assert_eq!(flags.log_level, "tfjob_operator=debug");
-    assert_eq!(flags.retry_period, std::time::Duration::from_secs(1));
+    assert_eq!(
+        flags.servers.metrics_bind_address.to_string(),
+        "0.0.0.0:9090"
+    );
+    assert_eq!(
+        flags.servers.health_probe_bind_address.to_string(),
+        "0.0.0.0:9091"
+    );
+    assert_eq!(flags.logging.log_level, "tfjob_operator=debug");
+    assert_eq!(flags.leader.retry_period, std::time::Duration::from_secs(1));
     let env = &container(deployment)["env"];
     assert!(
         env.as_array()
@@ -390,7 +408,7 @@ fn namespaced_mode_grants_roles_only_in_the_listed_namespaces() {
         ids(&objs)
     );
     let flags = parse_flags(one(&objs, "Deployment"));
-    assert_eq!(flags.namespaces, ["team-a", "team-b"]);
+    assert_eq!(flags.watch.namespaces, ["team-a", "team-b"]);
 }
 
 #[test]
@@ -410,8 +428,8 @@ fn leader_election_adds_a_role_for_one_lease_and_rolls_pods_one_by_one() {
     assert_eq!(binding["subjects"][0]["name"], "tfjob-operator");
     let deployment = one(&objs, "Deployment");
     let flags = parse_flags(deployment);
-    assert!(flags.leader_elect);
-    assert_eq!(flags.leader_election_id, LEASE);
+    assert!(flags.leader.leader_elect);
+    assert_eq!(flags.leader.leader_election_id, LEASE);
     assert_eq!(deployment["spec"]["replicas"], 2);
     assert_eq!(deployment["spec"]["strategy"]["type"], "RollingUpdate");
     assert_eq!(
@@ -448,7 +466,9 @@ fn gang_scheduler_adds_podgroup_and_priority_class_rules() {
             "gang scheduler {name}"
         );
         assert_eq!(
-            parse_flags(one(&objs, "Deployment")).gang_scheduler_name,
+            parse_flags(one(&objs, "Deployment"))
+                .watch
+                .gang_scheduler_name,
             name
         );
 
@@ -709,12 +729,15 @@ fn webhook_renders_its_configuration_service_flags_and_only_the_rbac_it_needs() 
 
     // The operator accepts the flags, and they name the objects the chart made.
     let flags = parse_flags(deployment);
-    assert!(flags.webhook_enabled && !flags.webhook_defaulting);
-    assert_eq!(flags.webhook_server_port, 9443);
-    assert_eq!(flags.webhook_service_name, objects::name(service));
-    assert_eq!(flags.validating_webhook_config_name, objects::name(config));
-    assert_eq!(flags.webhook_cert_mode, WebhookCertMode::SelfSigned);
-    assert!(flags.webhook_settings().expect("valid settings").is_some());
+    assert!(flags.webhook.webhook_enabled && !flags.webhook.webhook_defaulting);
+    assert_eq!(flags.webhook.webhook_server_port, 9443);
+    assert_eq!(flags.webhook.webhook_service_name, objects::name(service));
+    assert_eq!(
+        flags.webhook.validating_webhook_config_name,
+        objects::name(config)
+    );
+    assert_eq!(flags.webhook.webhook_cert_mode, WebhookCertMode::SelfSigned);
+    assert!(flags.webhook.settings().expect("valid settings").is_some());
 
     // RBAC: get and patch of that one configuration, nothing else (no Secrets).
     let role = get(&objs, "ClusterRole", "tfjob-operator-webhook");
@@ -761,10 +784,13 @@ fn webhook_renders_its_configuration_service_flags_and_only_the_rbac_it_needs() 
     );
     let deployment = one(&objs, "Deployment");
     let flags = parse_flags(deployment);
-    assert_eq!(flags.webhook_cert_mode, WebhookCertMode::Provided);
-    assert!(flags.webhook_defaulting);
+    assert_eq!(flags.webhook.webhook_cert_mode, WebhookCertMode::Provided);
+    assert!(flags.webhook.webhook_defaulting);
     let mount = &container(deployment)["volumeMounts"][0];
-    assert_eq!(mount["mountPath"].as_str(), flags.webhook_cert_dir.to_str());
+    assert_eq!(
+        mount["mountPath"].as_str(),
+        flags.webhook.webhook_cert_dir.to_str()
+    );
     let volume = &deployment["spec"]["template"]["spec"]["volumes"][0];
     assert_eq!(volume["name"], mount["name"]);
     assert_eq!(
@@ -806,7 +832,7 @@ fn webhook_renders_its_configuration_service_flags_and_only_the_rbac_it_needs() 
         "Never"
     );
     assert_eq!(
-        flags.mutating_webhook_config_name,
+        flags.webhook.mutating_webhook_config_name,
         "tfjob-operator-defaulter"
     );
 

@@ -11,6 +11,7 @@ pub mod context;
 pub mod events;
 pub mod index;
 pub mod job_store;
+pub mod memory;
 pub mod merge_patch;
 pub mod reconciler;
 

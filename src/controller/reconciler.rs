@@ -5,8 +5,7 @@
 //! every other job.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
@@ -128,27 +127,6 @@ pub fn error_policy(object: Arc<Object>, error: &ReconcileError, ctx: Arc<Contex
 
 fn backoff_key(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
-}
-
-/// Remembers which undecodable objects were already reported, by UID and resourceVersion, so a
-/// broken object is marked once, not on every watch event our own write causes.
-#[derive(Default)]
-pub struct UndecodableMemo(Mutex<HashMap<String, String>>);
-
-impl UndecodableMemo {
-    fn seen(&self, uid: &str, rv: &str) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(uid)
-            .is_some_and(|r| r == rv)
-    }
-    fn remember(&self, uid: &str, rv: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(uid.into(), rv.into());
-    }
 }
 
 async fn mark_undecodable(

@@ -1,0 +1,170 @@
+//! The controller's memories: what it wrote or announced recently, and how often a job's
+//! reconcile failed. The planner is stateless; these let the shell avoid repeating itself
+//! between a write and the moment its cache shows it.
+//!
+//! - [`StatusMemo`]: statuses this operator wrote, until the TFJob cache catches up;
+//! - [`Announced`]: pod warnings already announced (one event per pod and message);
+//! - [`UndecodableMemo`]: undecodable TFJobs already marked Failed;
+//! - [`ErrorBackoff`]: per-job exponential back-off of failed reconciles.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tfjob_core::api::JobStatus;
+
+/// The statuses this operator wrote recently, by job UID, with the resourceVersion each write
+/// produced. A reconcile that runs before the TFJob cache has caught up with our own write uses
+/// the memo instead of the stale cached status, so no transition is applied, counted or
+/// announced twice.
+#[derive(Default)]
+pub struct StatusMemo {
+    written: Mutex<HashMap<String, (u64, JobStatus, Instant)>>,
+}
+
+/// How long a memo entry is kept at most (the cache normally catches up in milliseconds).
+const MEMO_TTL: Duration = Duration::from_secs(300);
+
+impl StatusMemo {
+    /// The status to plan from: ours if the cached object (at `cached_rv`) predates our write.
+    pub fn newer_than(&self, uid: &str, cached_rv: u64) -> Option<JobStatus> {
+        let mut written = self.lock();
+        match written.get(uid) {
+            Some((rv, status, _)) if *rv > cached_rv => Some(status.clone()),
+            Some(_) => {
+                written.remove(uid); // the cache has caught up
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn remember(&self, uid: &str, rv: u64, status: JobStatus) {
+        let mut written = self.lock();
+        let now = Instant::now();
+        written.retain(|_, (_, _, at)| now.duration_since(*at) < MEMO_TTL);
+        written.insert(uid.to_string(), (rv, status, now));
+    }
+
+    pub fn forget(&self, uid: &str) {
+        self.lock().remove(uid);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, JobStatus, Instant)>> {
+        self.written.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The pod warnings already announced, by pod UID: an unhealthy pod gets one event per distinct
+/// message, not one per reconcile (upstream's event spam).
+#[derive(Default)]
+pub struct Announced(Mutex<HashMap<String, String>>);
+
+impl Announced {
+    /// Bounds the memory of pods that are long gone.
+    const MAX: usize = 50_000;
+
+    /// Whether `message` is new for `pod_uid` (and remembers it).
+    pub fn first_time(&self, pod_uid: &str, message: &str) -> bool {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.get(pod_uid).is_some_and(|m| m == message) {
+            return false;
+        }
+        if seen.len() >= Self::MAX {
+            seen.clear();
+        }
+        seen.insert(pod_uid.to_string(), message.to_string());
+        true
+    }
+}
+
+/// Per-job exponential back-off for failed reconciles (kube-runtime's `error_policy` is not
+/// told about successes, so the count is kept here and reset on success).
+#[derive(Default)]
+pub struct ErrorBackoff {
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl ErrorBackoff {
+    const BASE: Duration = Duration::from_millis(500);
+    const MAX: Duration = Duration::from_secs(300);
+
+    /// Records a failure of `key`; returns how long to wait before retrying.
+    pub fn failed(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = failures.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        Self::BASE
+            .saturating_mul(1u32 << (*n - 1).min(20))
+            .min(Self::MAX)
+    }
+
+    pub fn succeeded(&self, key: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if !failures.is_empty() {
+            failures.remove(key);
+        }
+    }
+}
+
+/// Remembers which undecodable objects were already reported, by UID and resourceVersion, so a
+/// broken object is marked once, not on every watch event our own write causes.
+#[derive(Default)]
+pub struct UndecodableMemo(Mutex<HashMap<String, String>>);
+
+impl UndecodableMemo {
+    pub fn seen(&self, uid: &str, rv: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uid)
+            .is_some_and(|r| r == rv)
+    }
+    pub fn remember(&self, uid: &str, rv: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid.into(), rv.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memo_serves_our_status_until_the_cache_catches_up() {
+        let memo = StatusMemo::default();
+        let status = JobStatus {
+            completion_time: None,
+            ..Default::default()
+        };
+        memo.remember("uid", 10, status.clone());
+        assert_eq!(memo.newer_than("uid", 9), Some(status));
+        assert_eq!(memo.newer_than("uid", 10), None);
+        assert_eq!(memo.newer_than("uid", 9), None, "forgotten once caught up");
+    }
+
+    #[test]
+    fn pod_warnings_are_announced_once_per_message() {
+        let announced = Announced::default();
+        assert!(announced.first_time("pod-a", "waiting: back-off 10s"));
+        assert!(!announced.first_time("pod-a", "waiting: back-off 10s"));
+        assert!(announced.first_time("pod-a", "waiting: back-off 20s"));
+        assert!(announced.first_time("pod-b", "waiting: back-off 10s"));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes_and_resets_on_success() {
+        let backoff = ErrorBackoff::default();
+        assert_eq!(backoff.failed("a"), Duration::from_millis(500));
+        assert_eq!(backoff.failed("a"), Duration::from_secs(1));
+        assert_eq!(backoff.failed("a"), Duration::from_secs(2));
+        for _ in 0..30 {
+            backoff.failed("a");
+        }
+        assert_eq!(backoff.failed("a"), Duration::from_secs(300));
+        backoff.succeeded("a");
+        assert_eq!(backoff.failed("a"), Duration::from_millis(500));
+    }
+}

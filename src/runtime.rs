@@ -1,0 +1,238 @@
+//! The operator's process lifecycle: start the metrics, probe and webhook servers, wait for
+//! leadership when election is on, run the controller, and stop in one ordered sequence however
+//! the run ends (a signal, a lost Lease, or an error).
+//!
+//! Stopping: readiness turns to "shutting down" → running reconciles drain → the Lease is
+//! released → the servers stop (they outlive the controller so `/readyz` can say why and the
+//! webhook keeps answering calls routed here before the endpoint was removed).
+
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::config::RunArgs;
+use crate::controller;
+use crate::ops::{self, LeaderElection, LeaderState, Metrics, OpsServer, Readiness};
+use crate::webhook::Webhook;
+
+/// Runs the operator with `args` until it stops; the exit code says how it ended.
+pub fn main(args: RunArgs) -> ExitCode {
+    if let Err(err) = ops::telemetry::init(&args.logging.log_level, args.logging.log_format) {
+        eprintln!("error: {err}");
+        return ExitCode::FAILURE;
+    }
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(run(args)));
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            error!("{err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Why the controller stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    Running,
+    Signal,
+    LostLease,
+}
+
+/// The servers that outlive the controller, and how to stop them.
+struct Servers {
+    drained: oneshot::Sender<()>,
+    ops: JoinHandle<Result<(), ops::ServerError>>,
+    webhook_stop: oneshot::Sender<()>,
+    webhook: Option<JoinHandle<()>>,
+}
+
+impl Servers {
+    async fn stop(self) {
+        let _ = self.drained.send(());
+        let _ = self.webhook_stop.send(());
+        if let Ok(Err(err)) = self.ops.await {
+            warn!("the metrics and probe server stopped with an error: {err}");
+        }
+        if let Some(task) = self.webhook {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    args.validate()?;
+    // One identity per process: the Lease holder and the events' reporting instance must match,
+    // so events can be traced to the replica that led (default_identity adds a random suffix).
+    let identity = ops::default_identity();
+    let settings = args.watch.settings(identity.clone())?;
+    let kube_config = kube::Config::infer()
+        .await
+        .context("cannot find Kubernetes credentials; set KUBECONFIG or run inside a cluster")?;
+    let metrics = Metrics::new().context("cannot register the metrics")?;
+    let client = ops::build_client(kube_config, args.client.rate_limit(), &metrics)?;
+    let readiness = Readiness::new();
+
+    let (stop_tx, stop_rx) = watch::channel(Stop::Running);
+    tokio::spawn(watch_signals(stop_tx.clone()));
+    let stopped = |mut rx: watch::Receiver<Stop>| async move {
+        let _ = rx.wait_for(|s| *s != Stop::Running).await;
+    };
+    tokio::spawn({
+        let (readiness, stop_rx) = (readiness.clone(), stop_rx.clone());
+        async move {
+            stopped(stop_rx).await;
+            readiness.set_shutting_down();
+        }
+    });
+    let servers = start_servers(&args, &client, &metrics, &readiness).await?;
+
+    let leader = if args.leader.leader_elect {
+        readiness.set_leader_state(LeaderState::Standby);
+        let namespace = args.leader.namespace();
+        let lease = &args.leader.leader_election_id;
+        let handle = LeaderElection::start(
+            client.clone(),
+            &namespace,
+            lease,
+            identity.clone(),
+            args.leader.timings(),
+        )
+        .context("cannot start leader election")?;
+        info!(%lease, %namespace, identity = handle.identity(), "waiting for leadership");
+        let mut leading = handle.subscribe();
+        tokio::select! {
+            result = leading.wait_for(|l| *l) => {
+                if result.is_err() {
+                    return Err(anyhow!("leader election stopped before this instance could lead"));
+                }
+            }
+            _ = stopped(stop_rx.clone()) => {
+                info!("stopping before becoming leader");
+                let _ = handle.release().await;
+                servers.stop().await;
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        info!("leading; starting the controller");
+        readiness.set_leader_state(LeaderState::Leading);
+        metrics.set_leader(true);
+        // Losing the lease stops all work.
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            if leading.wait_for(|l| !*l).await.is_ok() || leading.has_changed().is_err() {
+                let _ = stop_tx.send(Stop::LostLease);
+            }
+        });
+        Some(handle)
+    } else {
+        // Without election this replica always reconciles: it counts as the leader.
+        metrics.set_leader(true);
+        None
+    };
+
+    let result = controller::run(
+        client,
+        settings,
+        metrics.clone(),
+        readiness.clone(),
+        stopped(stop_rx.clone()),
+    )
+    .await;
+
+    readiness.set_shutting_down();
+    stop_tx.send_if_modified(|s| {
+        let running = *s == Stop::Running;
+        if running {
+            *s = Stop::Signal;
+        }
+        running
+    });
+    let reason = *stop_rx.borrow();
+    if let Some(handle) = leader {
+        metrics.set_leader(false);
+        if let Err(err) = handle.release().await {
+            warn!("cannot release the leader lease: {err}");
+        }
+    }
+    servers.stop().await;
+    result?;
+    if reason == Stop::LostLease {
+        error!("lost the leader lease; exiting so that this instance restarts as a standby");
+        return Ok(ExitCode::FAILURE);
+    }
+    info!("stopped cleanly");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Binds the metrics and probe server and, with `--webhook-enabled`, the admission webhook.
+/// The webhook serves on every replica, leader or not: the apiserver calls any ready one.
+async fn start_servers(
+    args: &RunArgs,
+    client: &kube::Client,
+    metrics: &Metrics,
+    readiness: &Readiness,
+) -> anyhow::Result<Servers> {
+    let server = OpsServer::bind(
+        args.servers.metrics_bind_address.socket_addr(),
+        args.servers.health_probe_bind_address.socket_addr(),
+        metrics.clone(),
+        readiness.clone(),
+    )
+    .await
+    .context("cannot serve metrics and health probes")?;
+    info!(metrics = ?server.metrics_addr(), probes = ?server.probe_addr(), "serving metrics and health probes");
+    let (drained, drained_rx) = oneshot::channel::<()>();
+    let ops = tokio::spawn(server.serve(until(drained_rx)));
+
+    let (webhook_stop, webhook_stop_rx) = oneshot::channel::<()>();
+    let webhook = match args.webhook.settings()? {
+        None => None,
+        Some(settings) => {
+            let webhook = Webhook::start(settings, Some(client.clone()), readiness.clone())
+                .await
+                .context("cannot start the admission webhook")?;
+            info!(addr = %webhook.local_addr(), "serving the admission webhook");
+            Some(tokio::spawn(webhook.run(until(webhook_stop_rx))))
+        }
+    };
+    Ok(Servers {
+        drained,
+        ops,
+        webhook_stop,
+        webhook,
+    })
+}
+
+/// Resolves when `signal` fires (or its sender is dropped).
+async fn until(signal: oneshot::Receiver<()>) {
+    let _ = signal.await;
+}
+
+/// SIGTERM (Kubernetes) or SIGINT (a terminal) starts a graceful stop.
+async fn watch_signals(stop: watch::Sender<Stop>) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                warn!("cannot listen for SIGTERM: {err}");
+                futures::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => info!("SIGINT received; stopping"),
+        _ = term => info!("SIGTERM received; stopping"),
+    }
+    let _ = stop.send(Stop::Signal);
+}
