@@ -1,0 +1,210 @@
+//! The pod and Service loop of a pass: create missing replicas, delete surplus ones, restart or
+//! fail on failed pods (upstream's `ReconcilePods`/`ReconcileServices`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Pass;
+use crate::api::{EffectiveSpec, ReplicaType};
+use crate::plan::messages::{self, event_reason};
+use crate::plan::observe::PodFacts;
+use crate::plan::output::{ChildRef, PodWarning};
+use crate::plan::rules::limits::Limit;
+use crate::plan::rules::restart::{self, FailedPod};
+use crate::plan::rules::{gang, services, slots};
+use crate::plan::transitions::{FailReason, Transition};
+
+/// What the replica loop found, for the status pass.
+#[derive(Debug, Default)]
+pub(super) struct ReplicaOutcome {
+    /// A restart was due but would exceed `backoffLimit`.
+    pub limit: Option<Limit>,
+    /// Restarts decided in this pass, per type (re-creation plus the pod's in-place restarts).
+    pub restarts: BTreeMap<ReplicaType, i32>,
+    /// UIDs of the failed pods whose restart this pass counts, per type.
+    pub restarted_pods: BTreeMap<ReplicaType, Vec<String>>,
+    /// Completed indices per type after this pass.
+    pub completed: BTreeMap<ReplicaType, BTreeSet<i32>>,
+}
+
+impl Pass<'_> {
+    /// The pod and Service loop: create missing replicas, delete surplus ones, restart or fail
+    /// on failed pods (upstream's `ReconcilePods`/`ReconcileServices`).
+    pub(super) fn reconcile_replicas(&mut self, spec: &EffectiveSpec) -> ReplicaOutcome {
+        let pods = self.observed.pods;
+        let mut outcome = ReplicaOutcome::default();
+        let mut restarts_so_far = self.restarts_so_far();
+        // Types no longer in the spec are scaled to zero.
+        let mut types: BTreeSet<ReplicaType> = spec.replicas.keys().copied().collect();
+        types.extend(pods.iter().filter_map(|p| p.replica_type));
+        types.extend(self.observed.services.iter().filter_map(|s| s.replica_type));
+
+        let mut by_slot: BTreeMap<ReplicaType, BTreeMap<i32, Vec<&PodFacts>>> = BTreeMap::new();
+        for pod in pods {
+            if let (Some(t), Some(i)) = (pod.replica_type, pod.index) {
+                by_slot
+                    .entry(t)
+                    .or_default()
+                    .entry(i)
+                    .or_default()
+                    .push(pod);
+            }
+        }
+        let no_pods = BTreeMap::new();
+        let mut to_create: Vec<(ReplicaType, i32)> = Vec::new();
+        let mut to_delete: Vec<ChildRef> = Vec::new();
+        let mut failed: Vec<(ReplicaType, &PodFacts)> = Vec::new();
+        for &replica_type in &types {
+            let replicas = spec.replicas.get(&replica_type).map_or(0, |r| r.replicas);
+            let scan = slots::scan(
+                replicas,
+                &self.completed_indexes(replica_type),
+                by_slot.get(&replica_type).unwrap_or(&no_pods),
+            );
+            to_create.extend(scan.missing.iter().map(|&i| (replica_type, i)));
+            to_delete.extend(scan.surplus.iter().map(|p| child_ref(p)));
+            failed.extend(scan.failed.iter().map(|&p| (replica_type, p)));
+            outcome.completed.insert(replica_type, scan.completed);
+        }
+
+        for (replica_type, pod) in failed {
+            let policy = spec
+                .replicas
+                .get(&replica_type)
+                .map(|r| r.restart_policy)
+                .unwrap_or_default();
+            let already_counted = pod.uid.as_ref().is_some_and(|uid| {
+                self.status
+                    .replica_statuses
+                    .get(replica_type.as_str())
+                    .is_some_and(|s| s.restarted_pods.contains(uid))
+            });
+            let decision = restart::decide(
+                policy,
+                pod.exit_code,
+                spec.backoff_limit,
+                restarts_so_far,
+                already_counted,
+            );
+            match decision {
+                FailedPod::Keep => {}
+                FailedPod::FailJob => {
+                    self.exited_with_code(pod);
+                    self.record(Transition::Failed(FailReason::ExitCode(replica_type)));
+                }
+                FailedPod::OverBackoffLimit => {
+                    outcome.limit = Some(Limit::Backoff);
+                    return outcome;
+                }
+                // Its restart is stored; only the delete did not happen yet.
+                FailedPod::DeleteOnly => to_delete.push(child_ref(pod)),
+                FailedPod::Restart => {
+                    // Each failure restarts the pod once: its in-place restarts move into the
+                    // count kept in status, so the total survives the re-creation and an
+                    // operator restart.
+                    if let Some(uid) = &pod.uid {
+                        outcome
+                            .restarted_pods
+                            .entry(replica_type)
+                            .or_default()
+                            .push(uid.clone());
+                    }
+                    let consumed = pod.restarts.saturating_add(1);
+                    restarts_so_far = restarts_so_far.saturating_add(1);
+                    let counted = outcome.restarts.entry(replica_type).or_default();
+                    *counted = counted.saturating_add(consumed);
+                    to_delete.push(child_ref(pod));
+                    self.exited_with_code(pod);
+                    self.record(Transition::Restarting(replica_type));
+                }
+            }
+        }
+
+        self.plan.pod_warnings.extend(pods.iter().filter_map(|pod| {
+            let (reason, message) = *pod.abnormal.clone()?;
+            Some(PodWarning {
+                pod_uid: pod.uid.clone()?,
+                reason,
+                message,
+            })
+        }));
+        self.create_pods(spec, &to_create);
+        self.plan.delete_pods.extend(to_delete);
+        self.sync_services(spec, &types);
+        outcome
+    }
+
+    fn create_pods(&mut self, spec: &EffectiveSpec, to_create: &[(ReplicaType, i32)]) {
+        if to_create.is_empty() {
+            return;
+        }
+        let template_sets_restart_policy = to_create.iter().any(|(t, _)| {
+            spec.replicas.get(t).is_some_and(|r| {
+                r.template
+                    .get()
+                    .spec
+                    .is_some_and(|s| s.restart_policy.is_some_and(|p| !p.is_empty()))
+            })
+        });
+        let pods: Vec<_> = {
+            let builder = self.builder(spec);
+            to_create.iter().map(|(t, i)| builder.pod(*t, *i)).collect()
+        };
+        self.plan.create_pods.extend(pods);
+        if template_sets_restart_policy {
+            self.event(
+                true,
+                event_reason::SET_POD_TEMPLATE_RESTART_POLICY,
+                messages::POD_TEMPLATE_RESTART_POLICY.into(),
+            );
+        }
+        if let Some(gang_scheduler) = &self.config.gang {
+            let foreign_scheduler = spec.replicas.values().any(|r| {
+                r.template
+                    .get()
+                    .spec
+                    .and_then(|s| s.scheduler_name)
+                    .is_some_and(|name| !name.is_empty() && name != gang_scheduler.scheduler_name())
+            });
+            if foreign_scheduler {
+                self.event(
+                    true,
+                    gang::SET_POD_TEMPLATE_SCHEDULER_NAME,
+                    gang::POD_TEMPLATE_SCHEDULER_NAME_MESSAGE.into(),
+                );
+            }
+        }
+    }
+
+    fn sync_services(&mut self, spec: &EffectiveSpec, types: &BTreeSet<ReplicaType>) {
+        let replicas: Vec<(ReplicaType, i32)> = types
+            .iter()
+            .map(|&t| (t, spec.replicas.get(&t).map_or(0, |r| r.replicas)))
+            .collect();
+        let decision = services::plan(
+            self.config.service_mode,
+            &self.name,
+            &replicas,
+            self.observed.services,
+        );
+        let created: Vec<_> = {
+            let builder = self.builder(spec);
+            decision
+                .create
+                .iter()
+                .map(|wanted| match *wanted {
+                    services::Wanted::Job => builder.job_service(),
+                    services::Wanted::Replica(t, i) => builder.replica_service(t, i),
+                })
+                .collect()
+        };
+        self.plan.create_services.extend(created);
+        self.plan.delete_services.extend(decision.delete);
+    }
+}
+
+fn child_ref(pod: &PodFacts) -> ChildRef {
+    ChildRef {
+        name: pod.name.clone(),
+        uid: pod.uid.clone(),
+    }
+}
