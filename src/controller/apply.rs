@@ -17,34 +17,13 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
 use super::context::Context;
+use super::error::ReconcileError;
 use super::index::{ChildIndex, JobKey};
 use super::merge_patch;
 use tfjob_core::api::{JobStatus, TFJob};
 use tfjob_core::plan::messages::event_reason;
 use tfjob_core::plan::observe::PodGroupFacts;
 use tfjob_core::plan::{ChildRef, JobEvent, Plan, PodGroupAction};
-
-/// Child writes that failed; the reconcile is retried with back-off.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    #[error("{failed} child write(s) failed, first: {first}")]
-    ChildWrites { failed: usize, first: String },
-    #[error("cannot write the status of the TFJob: {0}")]
-    Status(#[source] kube::Error),
-    #[error("cannot delete the TFJob after its TTL: {0}")]
-    DeleteJob(#[source] kube::Error),
-}
-
-impl ApplyError {
-    /// A short, stable label for the errors metric.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ApplyError::ChildWrites { .. } => "child_write",
-            ApplyError::Status(_) => "status_write",
-            ApplyError::DeleteJob(_) => "job_delete",
-        }
-    }
-}
 
 /// Applies `plan` to `job`, whose status as last written is `current`.
 pub async fn apply(
@@ -53,7 +32,7 @@ pub async fn apply(
     key: &JobKey,
     current: &JobStatus,
     plan: Plan,
-) -> Result<(), ApplyError> {
+) -> Result<(), ReconcileError> {
     let reference = job.object_ref(&());
     let ns = key.0.as_str();
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
@@ -163,7 +142,7 @@ pub async fn apply(
     .collect();
     match failures.first() {
         None => Ok(()),
-        Some(first) => Err(ApplyError::ChildWrites {
+        Some(first) => Err(ReconcileError::ChildWrite {
             failed: failures.len(),
             first: (*first).clone(),
         }),
@@ -341,7 +320,7 @@ async fn write_status(
     job: &TFJob,
     current: &JobStatus,
     status: &JobStatus,
-) -> Result<(), ApplyError> {
+) -> Result<(), ReconcileError> {
     let api: Api<TFJob> = Api::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
     let old = serde_json::to_value(current).unwrap_or_default();
     let new = serde_json::to_value(status).unwrap_or_default();
@@ -353,7 +332,7 @@ async fn write_status(
             &Patch::Merge(&patch),
         )
         .await
-        .map_err(ApplyError::Status)?;
+        .map_err(ReconcileError::StatusWrite)?;
     if let (Some(uid), Some(rv)) = (
         written.uid(),
         written.resource_version().and_then(|v| v.parse().ok()),
@@ -367,7 +346,7 @@ async fn delete_job(
     ctx: &Context,
     job: &TFJob,
     reference: &ObjectReference,
-) -> Result<(), ApplyError> {
+) -> Result<(), ReconcileError> {
     let api: Api<TFJob> = Api::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
     let params = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Background),
@@ -398,7 +377,7 @@ async fn delete_job(
                 message: format!("Error deleting: {error}"),
             };
             publish(ctx, reference, &[event]).await;
-            Err(ApplyError::DeleteJob(error))
+            Err(ReconcileError::JobDelete(error))
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod cache;
 pub mod context;
+pub mod error;
 pub mod events;
 pub mod index;
 pub mod job_store;
@@ -94,6 +95,7 @@ pub async fn run(
     readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ControllerError> {
+    metrics.declare_reconcile_errors(error::kinds());
     let scopes: Vec<Option<String>> = if settings.namespaces.is_empty() {
         vec![None]
     } else {

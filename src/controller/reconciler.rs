@@ -16,30 +16,12 @@ use kube_runtime::controller::Action;
 use kube_runtime::events::{Event, EventType};
 use tracing::{debug, instrument, warn};
 
-use super::apply::{ApplyError, apply};
+use super::apply::apply;
 use super::cache::CachedJob;
 use super::context::Context;
+use super::error::ReconcileError;
 use tfjob_core::api::TFJob;
 use tfjob_core::plan::{Observed, plan_resolved, plan_undecodable};
-
-/// Why a reconcile failed; it is retried with per-job exponential back-off.
-#[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
-    #[error(transparent)]
-    Apply(#[from] ApplyError),
-    #[error("cannot mark the undecodable TFJob as failed: {0}")]
-    Undecodable(#[source] kube::Error),
-}
-
-impl ReconcileError {
-    /// A short, stable label for the errors metric.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ReconcileError::Apply(error) => error.kind(),
-            ReconcileError::Undecodable(_) => "undecodable",
-        }
-    }
-}
 
 pub type Object = DeserializeGuard<CachedJob>;
 

@@ -1,11 +1,9 @@
-//! The Kubernetes client: kube's default stack (auth, base URI, TLS, retries, tracing) wrapped in
-//! three layers of ours, outermost first:
+//! The Kubernetes client: kube's default stack (auth, base URI, TLS, retries, tracing, and our
+//! `User-Agent` through [`kube::Config::headers`]) wrapped in two layers of ours, outermost first:
 //!
 //! 1. [`RateLimitLayer`]: a token bucket (governor) shared by every request of the client,
 //!    the equivalent of client-go's `--kube-api-qps`/`--kube-api-burst`; off when qps is 0;
-//! 2. [`ApiMetricsLayer`]: counts each request into `tfjob_operator_api_requests_total{verb,code}`;
-//! 3. [`UserAgentLayer`]: sends `User-Agent: tfjob-operator/<version>` (kube sends none), so
-//!    apiserver audit logs and per-user-agent metrics can attribute our traffic.
+//! 2. [`ApiMetricsLayer`]: counts each request into `tfjob_operator_api_requests_total{verb,code}`.
 //!
 //! Our layers sit outside kube's retry layer: a request kube retries (429/503/504) takes one
 //! token and is counted once, with its final status.
@@ -73,14 +71,20 @@ pub fn build_client(
     metrics: &Metrics,
 ) -> Result<kube::Client, ClientError> {
     let rate_limit = RateLimitLayer::new(rate_limit)?;
-    let builder = ClientBuilder::try_from(config).map_err(ClientError::Kube)?;
+    let builder = ClientBuilder::try_from(with_user_agent(config)).map_err(ClientError::Kube)?;
     Ok(builder
-        .with_layer(&UserAgentLayer::new(HeaderValue::from_static(
-            USER_AGENT_VALUE,
-        )))
         .with_layer(&ApiMetricsLayer::new(metrics.clone()))
         .with_layer(&rate_limit)
         .build())
+}
+
+/// `config` sending `User-Agent: tfjob-operator/<version>` (kube sends none of its own), so
+/// apiserver audit logs and per-user-agent metrics can attribute our traffic.
+fn with_user_agent(mut config: kube::Config) -> kube::Config {
+    config
+        .headers
+        .push((USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE)));
+    config
 }
 
 /// Throttles requests through one token bucket shared by every service it layers (and their
@@ -263,58 +267,6 @@ fn request_verb<B>(request: &Request<B>) -> &'static str {
     }
 }
 
-/// Sets the `User-Agent` header on requests that do not already carry one.
-#[derive(Clone)]
-pub struct UserAgentLayer {
-    value: HeaderValue,
-}
-
-impl UserAgentLayer {
-    /// Sends `value` as the User-Agent.
-    pub fn new(value: HeaderValue) -> Self {
-        Self { value }
-    }
-}
-
-impl<S> Layer<S> for UserAgentLayer {
-    type Service = UserAgent<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        UserAgent {
-            inner,
-            value: self.value.clone(),
-        }
-    }
-}
-
-/// Service produced by [`UserAgentLayer`].
-#[derive(Clone)]
-pub struct UserAgent<S> {
-    inner: S,
-    value: HeaderValue,
-}
-
-impl<S, B> Service<Request<B>> for UserAgent<S>
-where
-    S: Service<Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        request
-            .headers_mut()
-            .entry(USER_AGENT)
-            .or_insert_with(|| self.value.clone());
-        self.inner.call(request)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::{convert::Infallible, time::Instant};
@@ -434,36 +386,6 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
-    }
-
-    #[tokio::test]
-    async fn user_agent_is_set_unless_present() {
-        let inner = service_fn(|req: Request<()>| async move {
-            Ok::<_, Infallible>(req.headers().get(USER_AGENT).cloned())
-        });
-        let mut svc = UserAgentLayer::new(HeaderValue::from_static(USER_AGENT_VALUE)).layer(inner);
-        let ua = svc
-            .ready()
-            .await
-            .expect("ready")
-            .call(Request::new(()))
-            .await
-            .expect("call");
-        assert_eq!(ua, Some(HeaderValue::from_static(USER_AGENT_VALUE)));
-        assert!(USER_AGENT_VALUE.starts_with("tfjob-operator/"));
-
-        let custom = Request::builder()
-            .header(USER_AGENT, "kubectl")
-            .body(())
-            .expect("request");
-        let ua = svc
-            .ready()
-            .await
-            .expect("ready")
-            .call(custom)
-            .await
-            .expect("call");
-        assert_eq!(ua, Some(HeaderValue::from_static("kubectl")));
     }
 
     /// A one-shot HTTP/1.1 server that answers every request with `status` and a Status body,

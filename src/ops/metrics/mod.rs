@@ -33,13 +33,6 @@ const RECONCILE_BUCKETS: &[f64] = &[
     1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Values of `kind` on `tfjob_operator_reconcile_errors_total` (the controller's
-/// `ReconcileError::kind`). Exported at 0 from the start (as each watch's restart counter is by
-/// [`Metrics::watching`]), so the series exist before the first error: a `rate()` or an alert
-/// on a series that appears only with its first increment misses that increment.
-pub const RECONCILE_ERROR_KINDS: &[&str] =
-    &["child_write", "status_write", "job_delete", "undecodable"];
-
 /// Supplies, at scrape time, one `(namespace, state)` pair per TFJob the operator knows, where
 /// state is the type of the job's last condition, or `Pending` when it has none.
 ///
@@ -204,9 +197,6 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        for kind in RECONCILE_ERROR_KINDS {
-            inner.reconcile_errors.with_label_values(&[kind]);
-        }
 
         let job_states = JobStateCollector {
             gauge: IntGaugeVec::new(
@@ -228,6 +218,15 @@ impl Metrics {
         Ok(Self {
             inner: Arc::new(inner),
         })
+    }
+
+    /// Exports `tfjob_operator_reconcile_errors_total{kind}` at 0 for every kind the controller
+    /// can report (as each watch's restart counter is by [`Metrics::watching`]): a `rate()` or
+    /// an alert on a series that appears only with its first increment misses that increment.
+    pub fn declare_reconcile_errors(&self, kinds: impl IntoIterator<Item = &'static str>) {
+        for kind in kinds {
+            self.inner.reconcile_errors.with_label_values(&[kind]);
+        }
     }
 
     /// The private registry, to add metrics this module does not define.

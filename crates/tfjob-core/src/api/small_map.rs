@@ -2,59 +2,55 @@
 //!
 //! A `BTreeMap` allocates a node for eleven entries however many it holds: for the two or three
 //! `replicaStatuses` of a job that is ~1.3 KB, which the operator pays for every cached job.
-//! This map keeps its entries in a vector sorted by key, so it serializes, compares and
-//! iterates exactly like the `BTreeMap` it replaces.
+//! [`litemap`] keeps the entries in a vector sorted by key (it serializes, compares and iterates
+//! exactly like the `BTreeMap` it replaces); this wrapper adds what the operator needs on top:
+//! the `BTreeMap`'s JSON schema for the CRD, lookups by `&str`, and a vector trimmed to its
+//! length after decoding, so a cached job holds no spare slots.
 
 use std::borrow::Cow;
-use std::fmt;
-use std::marker::PhantomData;
 use std::ops::Index;
 
+use litemap::LiteMap;
 use schemars::JsonSchema;
-use serde::de::{MapAccess, Visitor};
-use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SmallMap<V>(Vec<(String, V)>);
+pub struct SmallMap<V>(LiteMap<String, V>);
 
 impl<V> Default for SmallMap<V> {
     fn default() -> Self {
-        SmallMap(Vec::new())
+        SmallMap(LiteMap::new())
     }
 }
 
 impl<V> SmallMap<V> {
-    fn position(&self, key: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key))
+    /// The same map with its vector's spare capacity released.
+    fn trimmed(map: LiteMap<String, V>) -> Self {
+        let mut entries = map.into_tuple_vec();
+        entries.shrink_to_fit();
+        // Still sorted and unique: they came out of a LiteMap.
+        SmallMap(LiteMap::from_sorted_store_unchecked(entries))
     }
 
     pub fn get(&self, key: &str) -> Option<&V> {
-        self.position(key).ok().map(|i| &self.0[i].1)
+        self.0.get(key)
     }
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
-        self.position(key).ok().map(|i| &mut self.0[i].1)
+        self.0.get_mut(key)
     }
 
     pub fn contains_key(&self, key: &str) -> bool {
-        self.position(key).is_ok()
+        self.0.contains_key(key)
     }
 
     /// Inserts or replaces; returns the replaced value.
     pub fn insert(&mut self, key: impl Into<String>, value: V) -> Option<V> {
-        let key = key.into();
-        match self.position(&key) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
-            Err(i) => {
-                self.0.insert(i, (key, value));
-                None
-            }
-        }
+        self.0.insert(key.into(), value)
     }
 
     pub fn remove(&mut self, key: &str) -> Option<V> {
-        self.position(key).ok().map(|i| self.0.remove(i).1)
+        self.0.remove(key)
     }
 
     pub fn len(&self) -> usize {
@@ -67,15 +63,15 @@ impl<V> SmallMap<V> {
 
     /// Entries in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &V)> {
-        self.0.iter().map(|(k, v)| (k, v))
+        self.0.iter()
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.0.iter().map(|(k, _)| k)
+        self.0.keys()
     }
 
     pub fn values(&self) -> impl Iterator<Item = &V> {
-        self.0.iter().map(|(_, v)| v)
+        self.0.values()
     }
 
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
@@ -95,12 +91,11 @@ impl<V> Index<&str> for SmallMap<V> {
 /// Later entries replace earlier ones with the same key, as when collecting a `BTreeMap`.
 impl<K: Into<String>, V> FromIterator<(K, V)> for SmallMap<V> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        let mut map = SmallMap::default();
+        let mut map = LiteMap::new();
         for (key, value) in iter {
-            map.insert(key, value);
+            map.insert(key.into(), value);
         }
-        map.0.shrink_to_fit();
-        map
+        SmallMap::trimmed(map)
     }
 }
 
@@ -115,42 +110,19 @@ impl<V> IntoIterator for SmallMap<V> {
     type IntoIter = std::vec::IntoIter<(String, V)>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+        self.0.into_tuple_vec().into_iter()
     }
 }
 
 impl<V: Serialize> Serialize for SmallMap<V> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (key, value) in &self.0 {
-            map.serialize_entry(key, value)?;
-        }
-        map.end()
+        self.0.serialize(serializer)
     }
 }
 
 impl<'de, V: Deserialize<'de>> Deserialize<'de> for SmallMap<V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct MapVisitor<V>(PhantomData<V>);
-
-        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
-            type Value = SmallMap<V>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-                let mut map = SmallMap(Vec::with_capacity(access.size_hint().unwrap_or(0)));
-                while let Some((key, value)) = access.next_entry::<String, V>()? {
-                    map.insert(key, value);
-                }
-                map.0.shrink_to_fit();
-                Ok(map)
-            }
-        }
-
-        deserializer.deserialize_map(MapVisitor(PhantomData))
+        LiteMap::deserialize(deserializer).map(SmallMap::trimmed)
     }
 }
 
@@ -211,5 +183,20 @@ mod tests {
             map.into_iter().collect::<Vec<_>>(),
             [("a".to_string(), 5), ("c".to_string(), 4)]
         );
+    }
+
+    /// The memory a cached job pays: one vector of exactly its entries, as before litemap.
+    #[test]
+    fn a_decoded_map_holds_no_spare_slots() {
+        assert_eq!(
+            std::mem::size_of::<SmallMap<crate::api::ReplicaStatus>>(),
+            std::mem::size_of::<Vec<(String, crate::api::ReplicaStatus)>>()
+        );
+        let json = serde_json::json!({"Worker": {"active": 3}, "PS": {"active": 1}});
+        let map: SmallMap<crate::api::ReplicaStatus> = serde_json::from_value(json).unwrap();
+        let entries = map.0.into_tuple_vec();
+        assert_eq!(entries.capacity(), 2, "trimmed to its length");
+        let collected: SmallMap<i32> = [("a", 1), ("b", 2), ("c", 3)].into();
+        assert_eq!(collected.0.into_tuple_vec().capacity(), 3);
     }
 }

@@ -1,0 +1,54 @@
+//! Why a reconcile failed. Each failure is retried with per-job exponential back-off and
+//! counted in `tfjob_operator_reconcile_errors_total{kind}`, whose label values are derived from
+//! the variants (and exported at 0 from the start, so alerts see every kind).
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error, strum::EnumDiscriminants)]
+#[strum_discriminants(
+    name(ReconcileErrorKind),
+    derive(strum::IntoStaticStr, strum::VariantArray),
+    strum(serialize_all = "snake_case")
+)]
+pub enum ReconcileError {
+    /// Creating or deleting children (pods, Services, the PodGroup) failed.
+    #[error("{failed} child write(s) failed, first: {first}")]
+    ChildWrite { failed: usize, first: String },
+    #[error("cannot write the status of the TFJob: {0}")]
+    StatusWrite(#[source] kube::Error),
+    #[error("cannot delete the TFJob after its TTL: {0}")]
+    JobDelete(#[source] kube::Error),
+    #[error("cannot mark the undecodable TFJob as failed: {0}")]
+    Undecodable(#[source] kube::Error),
+}
+
+impl ReconcileError {
+    /// The errors metric's label for this error.
+    pub fn kind(&self) -> &'static str {
+        ReconcileErrorKind::from(self).into()
+    }
+}
+
+/// Every value the errors metric's `kind` label takes.
+pub fn kinds() -> impl Iterator<Item = &'static str> {
+    use strum::VariantArray;
+    ReconcileErrorKind::VARIANTS.iter().map(|k| k.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_stable_snake_case_labels() {
+        assert_eq!(
+            kinds().collect::<Vec<_>>(),
+            ["child_write", "status_write", "job_delete", "undecodable"]
+        );
+        let error = ReconcileError::ChildWrite {
+            failed: 2,
+            first: "quota".into(),
+        };
+        assert_eq!(error.kind(), "child_write");
+        assert_eq!(error.to_string(), "2 child write(s) failed, first: quota");
+    }
+}
