@@ -20,6 +20,7 @@
 //! - kube's TLS needs a rustls crypto provider: the crate enables kube's `ring` feature and ring is
 //!   the only provider compiled in, so rustls installs it by itself on first use.
 
+pub mod audit;
 pub mod binary;
 pub mod control_plane;
 pub mod deploy;
@@ -47,7 +48,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
 
 pub use control_plane::{ControlPlane, control_plane, unique_suffix};
-pub use wait::{Probe, await_deleted, await_object, describe, secs, wait_for};
+pub use wait::{Probe, await_deleted, await_object, describe, secs, wait_fast, wait_for};
 
 /// The real CRD, generated from the Rust types by another part of the project.
 pub const TFJOB_CRD_PATH: &str = concat!(

@@ -124,3 +124,21 @@ pub fn describe<K: Resource + serde::Serialize + Clone>(obj: &K) -> String {
 pub const fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
+
+/// Like [`wait_for`] but probing every 20 ms, for waits whose duration is measured.
+pub async fn wait_fast<F, Fut, T>(timeout: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) if start.elapsed() >= timeout => {
+                panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The Helm chart and the kustomize trees under `deploy/`, rendered by the real engines (Helm 4
+//! through hack/helm/helm.py, kubectl's kustomize) and checked object by object: least-privilege
+//! RBAC, the restricted pod, flags the operator accepts, monitoring on real metric names, the
+//! values schema, chart ↔ kustomize equality, the CRD copies, and the Dockerfile. No cluster.
+
+mod chart;
+mod deployment;
+mod dockerfile;
+mod kustomize_trees;
+mod monitoring;
+mod rbac;
+mod webhook;
+
+use test_support::deploy;
+
+use std::collections::BTreeSet;
+
+use clap::Parser;
+use serde_json::{Value, json};
+
+use deploy::objects::{self, all, args, container, get, ids, normalised, one, rules};
+use deploy::{NAMESPACE, chart_dir, helm, kustomize, repo_path};
+use tfjob_operator::config::RunArgs;
+use tfjob_operator::ops::Metrics;
+
+/// The operator's rules in each namespace it watches (see "tfjob-operator.rules").
+const OPERATOR_RULES: &[&str] = &[
+    "core/pods: create,delete,get,list,patch,watch",
+    "core/services: create,delete,get,list,patch,watch",
+    "events.k8s.io/events: create,patch",
+    "kubeflow.org/tfjobs: delete,list,watch",
+    "kubeflow.org/tfjobs/status: patch",
+];
+
+const LEASE: &str = "1ca428e5.training-operator.kubeflow.org";
+
+fn sorted(lines: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// Invariants of every render: no wildcard, no secrets, no verbs outside what the operator
+/// uses, no non-resource URLs.
+fn assert_least_privilege(objs: &[Value]) {
+    let allowed_verbs = [
+        "create", "delete", "get", "list", "patch", "update", "watch",
+    ];
+    for role in objs
+        .iter()
+        .filter(|o| matches!(objects::kind(o), "Role" | "ClusterRole"))
+    {
+        for rule in role["rules"].as_array().expect("rules") {
+            let id = objects::id(role);
+            assert!(rule.get("nonResourceURLs").is_none(), "{id}: {rule}");
+            for field in ["apiGroups", "resources", "verbs", "resourceNames"] {
+                assert!(
+                    !objects::strings(&rule[field])
+                        .iter()
+                        .any(|s| s.contains('*')),
+                    "{id} has a wildcard in {field}: {rule}"
+                );
+            }
+            assert!(
+                !objects::strings(&rule["resources"])
+                    .iter()
+                    .any(|r| r.starts_with("secrets")),
+                "{id} grants secrets: {rule}"
+            );
+            for verb in objects::strings(&rule["verbs"]) {
+                assert!(allowed_verbs.contains(&verb.as_str()), "{id}: verb {verb}");
+            }
+            // update exists only for the one Lease, by name.
+            if objects::strings(&rule["verbs"]).contains(&"update".to_string()) {
+                assert_eq!(
+                    objects::strings(&rule["resources"]),
+                    ["leases"],
+                    "{id}: {rule}"
+                );
+                assert_eq!(
+                    objects::strings(&rule["resourceNames"]).len(),
+                    1,
+                    "{id}: {rule}"
+                );
+            }
+        }
+    }
+}
+
+/// The Deployment's flags, parsed and validated by the operator's own command line.
+fn parse_flags(deployment: &Value) -> RunArgs {
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+    let flags = args(deployment);
+    let cli =
+        Cli::try_parse_from(std::iter::once("tfjob-operator".to_string()).chain(flags.clone()))
+            .unwrap_or_else(|e| {
+                panic!("the operator rejects the Deployment's args {flags:?}:\n{e}")
+            });
+    cli.run
+        .validate()
+        .unwrap_or_else(|e| panic!("the operator rejects the Deployment's args {flags:?}: {e}"));
+    cli.run
+}
