@@ -4,7 +4,7 @@
 #
 # Kubernetes 1.20.2 is the newest kube-apiserver that can be had on a machine whose only network
 # access is the package registries: it is built from Debian's `kubernetes` source package
-# (see ../../shared/reference/local-control-plane.md for why and what was verified). On a machine
+# (docs/local-control-plane.md says why and what was verified). On a machine
 # that already has envtest-style binaries, point KUBEBUILDER_ASSETS at them and nothing is built.
 #
 # Usage:

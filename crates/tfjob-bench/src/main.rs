@@ -20,6 +20,7 @@
 mod audit;
 mod chart;
 mod cluster;
+mod daemons;
 mod micro;
 mod phases;
 mod procs;

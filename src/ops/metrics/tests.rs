@@ -86,6 +86,7 @@ fn error_kinds_and_started_watches_are_exported_at_zero() {
 #[test]
 fn reconcile_metrics() {
     let m = metrics();
+    m.declare_reconcile_errors(["child_write", "status_write", "job_delete", "undecodable"]);
     let timer = m.reconcile_timer();
     drop(timer);
     m.reconcile_timer().discard();

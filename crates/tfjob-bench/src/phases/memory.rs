@@ -16,7 +16,8 @@ use tfjob_core::plan::{Observed, PlanConfig, plan};
 
 use super::tfjob::Mode;
 use crate::cluster::ensure_namespace;
-use crate::procs::{self, OperatorProcess};
+use crate::daemons::OperatorProcess;
+use crate::procs;
 use crate::prom;
 use crate::report::Memory;
 use crate::run::Run;

@@ -8,7 +8,7 @@ use tfjob_core::api::TFJob;
 
 use crate::audit::Agent;
 use crate::cluster::{self, ensure_namespace};
-use crate::procs::{OperatorProcess, SimKubeletProcess};
+use crate::daemons::{OperatorProcess, SimKubeletProcess};
 use crate::report::{Creator, Latency, Lifecycle, Timeline};
 use crate::run::{Run, quantile, timeline};
 use crate::workload;
