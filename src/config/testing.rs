@@ -95,3 +95,11 @@ pub fn parse<G: clap::Args>(args: &[&str]) -> Result<G, clap::Error> {
 pub fn parse_ok<G: clap::Args>(args: &[&str]) -> G {
     parse(args).unwrap_or_else(|e| panic!("{args:?} should parse: {e}"))
 }
+
+/// Asserts that each command line is rejected by `G`'s parser with an error naming its flag.
+pub fn assert_each_rejected<G: clap::Args + std::fmt::Debug>(cases: &[(&[&str], &str)]) {
+    for (args, flag) in cases {
+        let err = parse::<G>(args).expect_err(&format!("{args:?} should fail"));
+        assert!(err.to_string().contains(flag), "{args:?}: {err}");
+    }
+}

@@ -272,7 +272,7 @@ impl WebhookArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::testing::{parse, parse_ok, run_here_with};
+    use crate::config::testing::{assert_each_rejected, parse_ok, run_here_with};
 
     /// The webhook settings as the operator would build them, with a fixed pod environment.
     fn webhook(args: &WebhookArgs) -> Result<WebhookSettings, ConfigError> {
@@ -483,14 +483,11 @@ mod tests {
             parse_ok::<WebhookArgs>(&["--webhook-service-name=Hook"]).validate(),
             Ok(())
         );
-        for (args, flag) in [
+        assert_each_rejected::<WebhookArgs>(&[
             (&["--webhook-server-port=0"][..], "--webhook-server-port"),
             (&["--webhook-cert-mode=generated"], "--webhook-cert-mode"),
             (&["--webhook-cert-validity=7d"], "--webhook-cert-validity"),
             (&["--webhook-enabled=maybe"], "--webhook-enabled"),
-        ] {
-            let err = parse::<WebhookArgs>(args).expect_err(&format!("{args:?} should fail"));
-            assert!(err.to_string().contains(flag), "{args:?}: {err}");
-        }
+        ]);
     }
 }
