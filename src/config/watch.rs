@@ -177,7 +177,7 @@ fn parse_job_selector(s: &str) -> Result<Selector, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::testing::{assert_each_rejected, parse, parse_ok, run_here_with};
+    use crate::config::testing::{assert_each_rejected, parse_ok, run_here_with};
 
     #[test]
     fn defaults() {
