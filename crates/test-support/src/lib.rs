@@ -1,6 +1,6 @@
 //! Harness for integration tests on the real local control plane (`hack/control-plane.sh`).
 //!
-//! ```ignore
+//! ```text
 //! mod support;
 //! use support::*;
 //!

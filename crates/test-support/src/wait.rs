@@ -44,7 +44,7 @@ impl<T, E: Display> Probe for Result<T, E> {
 /// Calls `probe` every 100 ms until it reports done, and returns its value. Panics after
 /// `timeout` naming `what` and the last state the probe described.
 ///
-/// ```ignore
+/// ```text
 /// let pod = wait_for(secs(10), "pod to run", || async {
 ///     let pod = pods.get("p").await.map_err(|e| e.to_string())?;
 ///     if phase(&pod) == "Running" { Ok(pod) } else { Err(format!("phase {}", phase(&pod))) }
