@@ -30,7 +30,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Go's flag syntax (`-leader-elect`) is accepted, as upstream's binary does.
+    let cli = Cli::parse_from(tfjob_operator::config::go_style_args(std::env::args()));
     match cli.command {
         Some(Command::Crd) => print_crd(),
         Some(Command::Run(args)) => tfjob_operator::runtime::main(*args),

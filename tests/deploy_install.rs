@@ -22,7 +22,7 @@ use support::{TestContext, control_plane, secs, unique_suffix, wait_for};
 /// The identity the installed RBAC binds (and the harness's operator token authenticates as).
 const OPERATOR_USER: &str = "system:serviceaccount:tfjob-system:tfjob-operator";
 /// The chart's default Lease name.
-const LEASE: &str = "1ca428e5.training-operator.kubeflow.org";
+const LEASE: &str = "tfjob-operator.kubeflow.org";
 
 /// Both installs create the same cluster-scoped objects for the same ServiceAccount: one at a
 /// time. (A tokio mutex: it is not poisoned when a test fails, and the failed test's
@@ -195,6 +195,10 @@ fn access_checks(ns: &str, leader_election: bool) -> Vec<Check> {
         may_not("list namespaces"),
         may_not("create namespaces"),
         may_not("delete customresourcedefinitions.apiextensions.k8s.io"),
+        // The TFJob CRD, read by name at start; no other CRD, no list.
+        may("get customresourcedefinitions.apiextensions.k8s.io/tfjobs.kubeflow.org"),
+        may_not("get customresourcedefinitions.apiextensions.k8s.io/pytorchjobs.kubeflow.org"),
+        may_not("list customresourcedefinitions.apiextensions.k8s.io"),
         may_not("create clusterrolebindings.rbac.authorization.k8s.io"),
         may_not("bind clusterroles.rbac.authorization.k8s.io"),
         may_not("escalate clusterroles.rbac.authorization.k8s.io"),

@@ -7,8 +7,12 @@ use clap::builder::BoolishValueParser;
 use super::values::{ConfigError, check_namespace, check_subdomain, own_namespace, parse_duration};
 use crate::ops::leader::LeaseTimings;
 
-/// Upstream's Lease name, so that this operator and training-operator exclude each other.
-pub const DEFAULT_LEADER_ELECTION_ID: &str = "1ca428e5.training-operator.kubeflow.org";
+/// This operator's own Lease. Not upstream's (`1ca428e5.training-operator.kubeflow.org`):
+/// sharing it would let a training-operator kept for PyTorch or MPI jobs block this operator (or
+/// be blocked by it), and in two different namespaces it would exclude nothing at all. Pass
+/// upstream's name with `--leader-election-id` to take over from a training-operator whose
+/// TFJob controller is being replaced (see docs/migration.md).
+pub const DEFAULT_LEADER_ELECTION_ID: &str = "tfjob-operator.kubeflow.org";
 
 /// Flags of leader election.
 #[derive(Debug, Clone, clap::Args)]
@@ -29,7 +33,9 @@ pub struct LeaderArgs {
     )]
     pub leader_elect: bool,
 
-    /// Name of the leader-election Lease (upstream's, so the two operators exclude each other).
+    /// Name of the leader-election Lease. This operator's own by default; upstream's
+    /// (`1ca428e5.training-operator.kubeflow.org`) only to take over from a training-operator
+    /// that must not reconcile TFJobs at the same time.
     #[arg(
         long,
         value_name = "NAME",

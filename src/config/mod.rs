@@ -9,6 +9,7 @@
 //! | [`webhook`] | `--webhook-*` | `webhook::WebhookSettings` |
 //! | [`servers`] | metrics and probe addresses | two [`BindAddress`]es |
 //! | [`logging`] | `--log-level`, `--log-format` | the tracing subscriber's filter and format |
+//! | [`upstream`] | training-operator v1.9's other flags | mapped (`--zap-*`, `--kubeconfig`), checked (`--enable-scheme`) or ignored with a warning |
 //!
 //! Flag names and defaults follow upstream training-operator where one exists
 //! (`--metrics-bind-address`, `--leader-election-id`, …) so an existing Deployment's args keep
@@ -21,6 +22,7 @@ pub mod leader;
 pub mod logging;
 mod selector;
 pub mod servers;
+pub mod upstream;
 pub mod values;
 pub mod watch;
 pub mod webhook;
@@ -33,6 +35,7 @@ pub use leader::{DEFAULT_LEADER_ELECTION_ID, LeaderArgs};
 pub use logging::LogArgs;
 pub use selector::{SelectorError, parse_label_selector};
 pub use servers::ServerArgs;
+pub use upstream::{UpstreamArgs, go_style_args};
 pub use values::{BindAddress, ConfigError, parse_duration};
 pub use watch::{NamespaceScope, WatchArgs};
 pub use webhook::{WebhookArgs, WebhookCertMode};
@@ -52,6 +55,8 @@ pub struct RunArgs {
     pub servers: ServerArgs,
     #[command(flatten)]
     pub logging: LogArgs,
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
 }
 
 impl RunArgs {
@@ -60,7 +65,8 @@ impl RunArgs {
         self.watch.validate()?;
         self.client.validate()?;
         self.leader.validate()?;
-        self.webhook.validate()
+        self.webhook.validate()?;
+        self.upstream.validate()
     }
 }
 
@@ -93,7 +99,7 @@ mod tests {
         assert!(args.leader.leader_elect);
         assert!(args.webhook.webhook_enabled);
         assert_eq!(args.servers.metrics_bind_address, BindAddress::Disabled);
-        assert_eq!(args.logging.log_format, crate::ops::LogFormat::Json);
+        assert_eq!(args.logging.log_format, Some(crate::ops::LogFormat::Json));
         assert_eq!(args.validate(), Ok(()));
         assert!(parse::<RunArgs>(&["--no-such-flag"]).is_err());
     }

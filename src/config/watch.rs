@@ -90,6 +90,24 @@ pub struct WatchArgs {
     /// environment variable.
     #[arg(long, value_name = "DOMAIN", env = "CUSTOM_CLUSTER_DOMAIN")]
     pub custom_cluster_domain: Option<String>,
+
+    /// Run even when the installed TFJob CRD is upstream's, which drops the status fields of
+    /// this operator's fixes (restart counts across pod re-creations, completed indices, restart
+    /// de-duplication): those fall back to training-operator's behaviour, each affected job gets
+    /// a Warning event, and tfjob_operator_crd_compatible is 0. Without it the operator refuses
+    /// to start and names the command that replaces the CRD.
+    #[arg(
+        long,
+        env = "TFJOB_ALLOW_UPSTREAM_CRD",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub allow_upstream_crd: bool,
 }
 
 /// Which namespaces the operator watches.
@@ -166,6 +184,7 @@ impl WatchArgs {
                 gang: GangScheduler::from_flag(&self.gang_scheduler_name),
             },
             instance,
+            allow_upstream_crd: self.allow_upstream_crd,
         })
     }
 }
@@ -194,6 +213,7 @@ mod tests {
         assert_eq!(args.gang_scheduler_name, "");
         assert_eq!(args.service_mode, ServiceMode::PerReplica);
         assert_eq!(args.custom_cluster_domain, None);
+        assert!(!args.allow_upstream_crd);
         let settings = args.settings("me".into()).expect("valid");
         assert_eq!(settings.plan.gang, None);
         assert_eq!(settings.instance, "me");
@@ -221,6 +241,7 @@ mod tests {
             "--gang-scheduler-name=volcano",
             "--service-mode=per-job",
             "--custom-cluster-domain=cluster.local",
+            "--allow-upstream-crd",
         ]);
         assert_eq!(args.namespaces, ["a", "b", "c"]);
         assert_eq!(
@@ -242,6 +263,7 @@ mod tests {
             Some("cluster.local")
         );
         assert_eq!(settings.namespaces, ["a", "b", "c"]);
+        assert!(settings.allow_upstream_crd);
     }
 
     #[test]

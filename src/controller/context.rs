@@ -30,6 +30,9 @@ pub struct Context {
     pub backoff: ErrorBackoff,
     pub announced: Announced,
     pub undecodable: UndecodableMemo,
+    /// The installed CRD keeps every field the operator stores; `false` in the degraded mode
+    /// of `--allow-upstream-crd`, where those fields are left out of status writes.
+    pub crd_compatible: bool,
 }
 
 impl Context {
@@ -54,6 +57,7 @@ impl Context {
             backoff: Default::default(),
             announced: Default::default(),
             undecodable: Default::default(),
+            crd_compatible: true,
         }
     }
 }

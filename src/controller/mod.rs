@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod cache;
 pub mod context;
+pub mod degraded;
 pub mod error;
 pub mod events;
 pub mod index;
@@ -15,6 +16,7 @@ pub mod job_store;
 pub mod memory;
 pub mod merge_patch;
 pub mod reconciler;
+pub mod startup;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,7 +26,7 @@ use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::api::{Api, DynamicObject};
 use kube::{Client, ResourceExt};
 use kube_runtime::controller::{self, Controller};
 use kube_runtime::reflector::{self, ObjectRef, Store};
@@ -32,13 +34,13 @@ use kube_runtime::{WatchStreamExt, watcher};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+pub use self::startup::ControllerError;
+
 use self::context::{Context, PriorityClasses};
 use self::index::{ChildFacts, ChildIndex};
 use self::reconciler::{Object, error_policy, reconcile};
 use crate::ops::{Metrics, Readiness};
-use tfjob_core::api::TFJob;
 use tfjob_core::api::naming::operator_selector;
-use tfjob_core::api::podgroup::GangScheduler;
 use tfjob_core::plan::PlanConfig;
 use tfjob_core::plan::conditions;
 use tfjob_core::plan::observe::{PodFacts, PodGroupFacts, ServiceFacts};
@@ -59,30 +61,8 @@ pub struct Settings {
     pub plan: PlanConfig,
     /// Reporter instance of events (the pod name).
     pub instance: String,
-}
-
-/// The controller could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum ControllerError {
-    #[error(
-        "the TFJob CustomResourceDefinition is not installed (tfjobs.kubeflow.org); install it with \
-         `kubectl apply -f crds/kubeflow.org_tfjobs.yaml` (or `tfjob-operator crd | kubectl apply -f -`)"
-    )]
-    CrdMissing,
-    #[error(
-        "gang scheduling with {scheduler:?} needs the PodGroup CRD ({api_version}), which is not \
-         installed; install the scheduler's CRDs or unset --gang-scheduler-name"
-    )]
-    PodGroupCrdMissing {
-        api_version: String,
-        scheduler: String,
-    },
-    #[error("cannot list TFJobs{scope}: {source}; check the operator's RBAC and kubeconfig")]
-    Probe {
-        scope: String,
-        #[source]
-        source: kube::Error,
-    },
+    /// Run even when the installed CRD drops fields the operator stores (degraded).
+    pub allow_upstream_crd: bool,
 }
 
 type Shutdown = Shared<BoxFuture<'static, ()>>;
@@ -102,16 +82,25 @@ pub async fn run(
         settings.namespaces.iter().cloned().map(Some).collect()
     };
     for scope in &scopes {
-        check_crd(&client, scope.as_deref()).await?;
+        startup::check_crd(&client, scope.as_deref()).await?;
         if let Some(gang) = &settings.plan.gang {
-            check_pod_group_crd(&client, gang, scope.as_deref()).await?;
+            startup::check_pod_group_crd(&client, gang, scope.as_deref()).await?;
         }
     }
+    let crd_compatible = startup::check_crd_schema(&client, settings.allow_upstream_crd).await?;
+    metrics.set_crd_compatible(crd_compatible);
     let shutdown: Shutdown = shutdown.boxed().shared();
     let mut stores = Vec::new();
     let mut controllers = Vec::new();
     for scope in scopes {
-        let (store, run) = scope_controller(&client, &settings, &metrics, scope, shutdown.clone());
+        let (store, run) = scope_controller(
+            &client,
+            &settings,
+            &metrics,
+            scope,
+            crd_compatible,
+            shutdown.clone(),
+        );
         stores.push(store);
         controllers.push(run);
     }
@@ -141,62 +130,6 @@ pub async fn run(
     readiness_task.abort();
     info!("controller stopped");
     Ok(())
-}
-
-/// Fails early, with the fix, when the CRD is missing or the operator may not list TFJobs.
-async fn check_crd(client: &Client, namespace: Option<&str>) -> Result<(), ControllerError> {
-    let api: Api<TFJob> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    match api.list_metadata(&ListParams::default().limit(1)).await {
-        Ok(_) => Ok(()),
-        // An unknown API group answers a bare 404 page, not a NotFound Status.
-        Err(kube::Error::Api(status)) if status.code == 404 => Err(ControllerError::CrdMissing),
-        Err(source) => Err(ControllerError::Probe {
-            scope: namespace
-                .map(|ns| format!(" in namespace {ns}"))
-                .unwrap_or_default(),
-            source,
-        }),
-    }
-}
-
-/// With gang scheduling, the scheduler's PodGroup CRD must be installed (upstream exits too).
-async fn check_pod_group_crd(
-    client: &Client,
-    gang: &GangScheduler,
-    namespace: Option<&str>,
-) -> Result<(), ControllerError> {
-    let resource = pod_group_resource(gang);
-    let api: Api<DynamicObject> = match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    };
-    match api.list_metadata(&ListParams::default().limit(1)).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => {
-            Err(ControllerError::PodGroupCrdMissing {
-                api_version: resource.api_version.clone(),
-                scheduler: gang.scheduler_name().to_string(),
-            })
-        }
-        Err(source) => Err(ControllerError::Probe {
-            scope: format!(
-                " (PodGroups{})",
-                namespace
-                    .map(|ns| format!(" in namespace {ns}"))
-                    .unwrap_or_default()
-            ),
-            source,
-        }),
-    }
-}
-
-/// The API resource of the gang scheduler's PodGroup.
-fn pod_group_resource(gang: &GangScheduler) -> ApiResource {
-    let (group, version, kind) = gang.pod_group_gvk();
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), "podgroups")
 }
 
 /// Keeps the PriorityClass values for PodGroups' default `minResources`.
@@ -232,6 +165,7 @@ fn scope_controller(
     settings: &Settings,
     metrics: &Metrics,
     namespace: Option<String>,
+    crd_compatible: bool,
     shutdown: Shutdown,
 ) -> (Store<Object>, BoxFuture<'static, ()>) {
     let api = |client: &Client| -> (Api<Object>, Api<Pod>, Api<Service>) {
@@ -281,7 +215,7 @@ fn scope_controller(
     // Gang scheduling: the jobs' PodGroups (unlabelled, so every PodGroup in scope; they are
     // few) and the PriorityClasses.
     let gang = settings.plan.gang.as_ref().map(|gang| {
-        let resource = pod_group_resource(gang);
+        let resource = startup::pod_group_resource(gang);
         let api: Api<DynamicObject> = match &namespace {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
             None => Api::all_with(client.clone(), &resource),
@@ -349,6 +283,7 @@ fn scope_controller(
         services: service_index.clone(),
         pod_groups,
         priority_classes,
+        crd_compatible,
         ..Context::new(
             client.clone(),
             metrics.clone(),

@@ -19,6 +19,7 @@ use tracing::{debug, instrument, warn};
 use super::apply::apply;
 use super::cache::CachedJob;
 use super::context::Context;
+use super::degraded;
 use super::error::ReconcileError;
 use tfjob_core::api::TFJob;
 use tfjob_core::plan::{Observed, plan_resolved, plan_undecodable};
@@ -71,13 +72,22 @@ pub async fn reconcile(object: Arc<Object>, ctx: Arc<Context>) -> Result<Action,
         pod_group: pod_group.as_ref(),
         priority_classes: priority_classes.as_ref(),
     };
-    let plan = plan_resolved(
+    let mut plan = plan_resolved(
         &job,
         &cached.spec,
         &observed,
         Timestamp::now(),
         &ctx.plan_config,
     );
+    let current = job.status.clone().unwrap_or_default();
+    if !ctx.crd_compatible
+        && degraded::fit_to_upstream_crd(&mut plan, &current)
+        && uid
+            .as_deref()
+            .is_some_and(|uid| ctx.announced.first_time(uid, degraded::REASON))
+    {
+        plan.events.push(degraded::warning());
+    }
     let action = match plan.requeue_after {
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
@@ -93,7 +103,6 @@ pub async fn reconcile(object: Arc<Object>, ctx: Arc<Context>) -> Result<Action,
         status = plan.status.is_some(),
         "applying plan"
     );
-    let current = job.status.clone().unwrap_or_default();
     apply(&ctx, &job, &key, &current, plan).await?;
     ctx.backoff.succeeded(&backoff_key(&key.0, &key.1));
     Ok(action)

@@ -236,7 +236,13 @@ fn deny_invalid(
     job: &TFJob,
     errors: &ValidationError,
 ) -> AdmissionResponse {
+    // The denial is upstream's text byte for byte (scripts match it); what to change travels
+    // beside it, as warnings kubectl prints and in each cause.
     let mut response = deny_message(response, &errors.to_string());
+    let hints = errors.hints();
+    if !hints.is_empty() {
+        response.warnings = Some(hints);
+    }
     response.result.details = Some(StatusDetails {
         name: job.metadata.name.clone().unwrap_or_default(),
         group: "kubeflow.org".into(),
@@ -257,7 +263,7 @@ fn cause(error: &FieldError) -> StatusCause {
         ErrorKind::Forbidden => "FieldValueForbidden",
         ErrorKind::Duplicate(_) => "FieldValueDuplicate",
     };
-    let text = error.to_string();
+    let text = error.explained();
     let message = text
         .strip_prefix(&format!("{}: ", error.path))
         .unwrap_or(&text)
@@ -339,7 +345,7 @@ mod tests {
             response["status"]["message"],
             "[metadata.name: Invalid value: \"1job\": should match: a DNS-1035 label must consist of \
              lower case alphanumeric characters or '-', start with an alphabetic character, and end \
-             with an alphanumeric character (e.g. 'my-name', or 'abc-123', regex used for validation \
+             with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation \
              is '[a-z]([-a-z0-9]*[a-z0-9])?'), spec.tfReplicaSpecs[Worker].replicas: Invalid value: \
              -1: must be greater than or equal to 0]"
         );
@@ -350,7 +356,7 @@ mod tests {
             response["status"]["details"]["causes"],
             json!([
                 {"reason": "FieldValueInvalid", "field": "metadata.name",
-                 "message": "Invalid value: \"1job\": should match: a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name', or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"},
+                 "message": "Invalid value: \"1job\": should match: a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"},
                 {"reason": "FieldValueInvalid", "field": "spec.tfReplicaSpecs[Worker].replicas",
                  "message": "Invalid value: -1: must be greater than or equal to 0"},
             ])
@@ -358,6 +364,32 @@ mod tests {
         assert_eq!(response["status"]["details"]["kind"], "TFJob");
         assert_eq!(response["status"]["details"]["group"], "kubeflow.org");
         assert_eq!(response["status"]["details"]["name"], "1job");
+        assert_eq!(response.get("warnings"), None, "no hints for these rules");
+    }
+
+    /// Upstream's rules deny with upstream's text; what to change comes as warnings (kubectl
+    /// prints them) and in the causes.
+    #[test]
+    fn hints_travel_as_warnings_and_causes_beside_upstreams_text() {
+        let bad = job(json!({"spec": {"tfReplicaSpecs": {"Worker": {
+            "template": {"spec": {"containers": [{"name": "main", "image": "tf"}]}}}}}}));
+        let response = answer(Endpoint::Validate, &review_body("CREATE", bad, None));
+        assert_eq!(
+            response["status"]["message"],
+            "spec.tfReplicaSpecs[Worker].template.spec.containers: Required value: must have at \
+             least one container with name tensorflow"
+        );
+        assert_eq!(
+            response["warnings"],
+            json!([
+                "spec.tfReplicaSpecs[Worker].template.spec.containers: rename the training container to tensorflow"
+            ])
+        );
+        assert_eq!(
+            response["status"]["details"]["causes"][0]["message"],
+            "Required value: must have at least one container with name tensorflow; rename the \
+             training container to tensorflow"
+        );
     }
 
     #[test]
@@ -375,9 +407,8 @@ mod tests {
         assert_eq!(
             response["status"]["message"],
             "[spec.runPolicy.managedBy: Invalid value: \"kueue.x-k8s.io/multikueue\": field is \
-             immutable; keep null or delete and re-create the TFJob, \
-             spec.runPolicy.schedulingPolicy.queue: Invalid value: \"b\": field is immutable; keep \
-             \"a\" or delete and re-create the TFJob]"
+             immutable, spec.runPolicy.schedulingPolicy.queue: Invalid value: \"b\": field is \
+             immutable]"
         );
 
         // Scaling (editing replicas) is an allowed update; so is the same object.

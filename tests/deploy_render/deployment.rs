@@ -113,7 +113,10 @@ fn every_flag_value_reaches_the_operator() {
         flags.servers.health_probe_bind_address.to_string(),
         "0.0.0.0:9091"
     );
-    assert_eq!(flags.logging.log_level, "tfjob_operator=debug");
+    assert_eq!(
+        flags.logging.log_level.as_deref(),
+        Some("tfjob_operator=debug")
+    );
     assert_eq!(flags.leader.retry_period, std::time::Duration::from_secs(1));
     let env = &container(deployment)["env"];
     assert!(

@@ -32,7 +32,20 @@ const OPERATOR_RULES: &[&str] = &[
     "kubeflow.org/tfjobs/status: patch",
 ];
 
-const LEASE: &str = "1ca428e5.training-operator.kubeflow.org";
+/// The cluster-scoped rule the operator needs wherever it watches: reading the TFJob CRD at
+/// start, by name.
+const CRD_RULE: &str =
+    "apiextensions.k8s.io/customresourcedefinitions: get names=tfjobs.kubeflow.org";
+
+/// [`OPERATOR_RULES`] and [`CRD_RULE`], sorted: the ClusterRole of a cluster-wide install.
+fn cluster_wide_rules() -> Vec<String> {
+    let mut rules = sorted(OPERATOR_RULES);
+    rules.push(CRD_RULE.to_string());
+    rules.sort();
+    rules
+}
+
+const LEASE: &str = "tfjob-operator.kubeflow.org";
 
 fn sorted(lines: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = lines.iter().map(|s| s.to_string()).collect();

@@ -16,7 +16,7 @@ fn default_render_is_cluster_wide_with_exactly_the_operators_rules() {
         ]
     );
     assert_least_privilege(&objs);
-    assert_eq!(rules(one(&objs, "ClusterRole")), sorted(OPERATOR_RULES));
+    assert_eq!(rules(one(&objs, "ClusterRole")), cluster_wide_rules());
     let binding = one(&objs, "ClusterRoleBinding");
     assert_eq!(binding["roleRef"]["name"], "tfjob-operator");
     assert_eq!(
@@ -75,7 +75,12 @@ fn rbac_and_service_account_can_be_brought_along() {
 fn namespaced_mode_grants_roles_only_in_the_listed_namespaces() {
     let objs = helm::render(&json!({ "namespaces": ["team-a", "team-b"] }));
     assert_least_privilege(&objs);
-    assert!(all(&objs, "ClusterRole").is_empty() && all(&objs, "ClusterRoleBinding").is_empty());
+    // Cluster-wide only what no Role can grant: reading the TFJob CRD.
+    assert_eq!(
+        rules(get(&objs, "ClusterRole", "tfjob-operator-cluster-scoped")),
+        [CRD_RULE]
+    );
+    assert_eq!(all(&objs, "ClusterRole").len(), 1, "{:?}", ids(&objs));
     for ns in ["team-a", "team-b"] {
         let role = objs
             .iter()
@@ -147,7 +152,7 @@ fn gang_scheduler_adds_podgroup_and_priority_class_rules() {
         // All namespaces: one ClusterRole with PodGroups of that group and PriorityClasses.
         let objs = helm::render(&json!({ "gangScheduler": { "name": name } }));
         assert_least_privilege(&objs);
-        let mut expected = sorted(OPERATOR_RULES);
+        let mut expected = cluster_wide_rules();
         expected.push(podgroups(group));
         expected.push(priority_classes.to_string());
         expected.sort();
@@ -177,11 +182,18 @@ fn gang_scheduler_adds_podgroup_and_priority_class_rules() {
             "namespaced, gang scheduler {name}"
         );
         let cluster_role = get(&objs, "ClusterRole", "tfjob-operator-cluster-scoped");
-        assert_eq!(rules(cluster_role), [priority_classes]);
+        let mut cluster_scoped = vec![CRD_RULE.to_string(), priority_classes.to_string()];
+        cluster_scoped.sort();
+        assert_eq!(rules(cluster_role), cluster_scoped);
         let binding = get(&objs, "ClusterRoleBinding", "tfjob-operator-cluster-scoped");
         assert_eq!(binding["subjects"][0]["name"], "tfjob-operator");
     }
-    // Without gang scheduling, neither.
+    // Without gang scheduling, no PriorityClasses.
     let objs = helm::render(&json!({ "namespaces": ["team-a"] }));
-    assert!(all(&objs, "ClusterRole").is_empty(), "{:?}", ids(&objs));
+    assert_eq!(
+        rules(get(&objs, "ClusterRole", "tfjob-operator-cluster-scoped")),
+        [CRD_RULE],
+        "{:?}",
+        ids(&objs)
+    );
 }

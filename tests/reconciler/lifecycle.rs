@@ -233,6 +233,7 @@ async fn gang_scheduling_without_the_pod_group_crd_fails_at_start_with_the_fix()
             ..Default::default()
         },
         instance: "test".into(),
+        allow_upstream_crd: false,
     };
     let metrics = tfjob_operator::ops::Metrics::new().unwrap();
     let error = controller::run(

@@ -143,7 +143,10 @@ async fn the_operator_binary_serves_the_webhook_from_its_flags() {
     // It publishes its CA, the apiserver calls it, and only then is it ready.
     await_enforced(&ctx).await;
     let output = apply(&ctx, &two_chiefs("chiefs")).await;
-    assert_eq!(output.stderr, denied_create(TWO_CHIEFS));
+    assert_eq!(
+        output.stderr,
+        denied_create_with_hints(TWO_CHIEFS, &[TWO_CHIEFS_HINT.into()])
+    );
     wait_for(secs(10), "/readyz to answer 200", || async {
         let mut stream = TcpStream::connect(("127.0.0.1", probes))
             .await

@@ -45,6 +45,13 @@ fn denied_create(message: &str) -> String {
     )
 }
 
+/// What kubectl prints when the webhook denies a create with hints: each admission warning on
+/// its own line, then the denial with upstream's text.
+fn denied_create_with_hints(message: &str, hints: &[String]) -> String {
+    let warnings: String = hints.iter().map(|h| format!("Warning: {h}\n")).collect();
+    warnings + &denied_create(message)
+}
+
 /// A valid TFJob (PS + 2 Workers) named `name`, as JSON.
 fn job(name: &str) -> Value {
     let containers = json!({"spec": {"containers": [{"name": "tensorflow", "image": "tf"}]}});
@@ -320,7 +327,10 @@ fn two_chiefs(name: &str) -> Value {
     )
 }
 
-const TWO_CHIEFS: &str = "spec.tfReplicaSpecs: Forbidden: must not have more than 1 Chief or Master role (found Chief, Master); keep only one of them";
+const TWO_CHIEFS: &str =
+    "spec.tfReplicaSpecs: Forbidden: must not have more than 1 Chief or Master role";
+/// The hint that comes with [`TWO_CHIEFS`] as an admission warning.
+const TWO_CHIEFS_HINT: &str = "spec.tfReplicaSpecs: found Chief, Master; keep only one of them";
 
 /// What a dry-run create of a bad TFJob gets from the apiserver: `Ok` or the error message.
 async fn dry_run(ctx: &TestContext, object: &Value) -> Result<(), String> {

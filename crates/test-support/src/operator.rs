@@ -42,6 +42,7 @@ impl Operator {
             list_page_size: 100,
             plan: PlanConfig::default(),
             instance: format!("test-{}", ctx.namespace),
+            allow_upstream_crd: false,
         };
         adjust(&mut settings);
         let metrics = Metrics::new().expect("metrics register");

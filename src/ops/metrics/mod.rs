@@ -86,6 +86,7 @@ struct Inner {
     watch_restarts: IntCounterVec,
     api_requests: IntCounterVec,
     leader: IntGauge,
+    crd_compatible: IntGauge,
     job_state_source: Arc<RwLock<Option<Arc<dyn JobStateSource>>>>,
 }
 
@@ -172,6 +173,14 @@ impl Metrics {
                 "tfjob_operator_api_requests_total",
                 "Kubernetes API requests, by verb and HTTP status code (\"error\" when no response arrived)",
                 &["verb", "code"],
+            )?,
+            crd_compatible: register(
+                &registry,
+                IntGauge::new(
+                    "tfjob_operator_crd_compatible",
+                    "1 when the installed TFJob CRD declares every field the operator stores; 0 in \
+                     the degraded mode of --allow-upstream-crd",
+                ),
             )?,
             leader: register(
                 &registry,
@@ -337,6 +346,11 @@ impl Metrics {
             .api_requests
             .with_label_values(&[verb, &code])
             .inc();
+    }
+
+    /// Whether the installed CRD declares every field the operator stores.
+    pub fn set_crd_compatible(&self, compatible: bool) {
+        self.inner.crd_compatible.set(i64::from(compatible));
     }
 
     /// Whether this replica currently leads.

@@ -56,6 +56,101 @@ pub fn tfjob_crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
     serde_saphyr::to_string(&tfjob_crd())
 }
 
+/// A field this operator stores that an installed CRD does not declare: the apiserver would
+/// prune it from every write without an error, and the fix that depends on it would silently
+/// revert to upstream's behaviour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredField {
+    /// Its path in the object (`status.replicaStatuses[*].restarts`).
+    pub path: &'static str,
+    /// Where it sits in the schema: property names, `*` for a map's values.
+    schema_path: &'static [&'static str],
+    /// What stops working without it.
+    pub purpose: &'static str,
+}
+
+/// Every field of this project's CRD that upstream training-operator v1.9's CRD lacks.
+pub const STORED_FIELDS: [StoredField; 7] = [
+    StoredField {
+        path: "status.replicaStatuses[*].restarts",
+        schema_path: &["status", "replicaStatuses", "*", "restarts"],
+        purpose: "backoffLimit counts re-created pods and survives operator restarts",
+    },
+    StoredField {
+        path: "status.replicaStatuses[*].completedIndexes",
+        schema_path: &["status", "replicaStatuses", "*", "completedIndexes"],
+        purpose: "a replica index that succeeded is never run again",
+    },
+    StoredField {
+        path: "status.replicaStatuses[*].restartedPods",
+        schema_path: &["status", "replicaStatuses", "*", "restartedPods"],
+        purpose: "each restart is counted once, even across a failed delete or an operator restart",
+    },
+    StoredField {
+        path: "spec.backoffLimit",
+        schema_path: &["spec", "backoffLimit"],
+        purpose: "the legacy flat layout (spec.backoffLimit) is honoured",
+    },
+    StoredField {
+        path: "spec.cleanPodPolicy",
+        schema_path: &["spec", "cleanPodPolicy"],
+        purpose: "the legacy flat layout (spec.cleanPodPolicy) is honoured",
+    },
+    StoredField {
+        path: "spec.activeDeadlineSeconds",
+        schema_path: &["spec", "activeDeadlineSeconds"],
+        purpose: "the legacy flat layout (spec.activeDeadlineSeconds) is honoured",
+    },
+    StoredField {
+        path: "spec.ttlSecondsAfterFinished",
+        schema_path: &["spec", "ttlSecondsAfterFinished"],
+        purpose: "the legacy flat layout (spec.ttlSecondsAfterFinished) is honoured",
+    },
+];
+
+/// The command that replaces an installed CRD with this release's (server-side apply takes the
+/// fields over from whoever installed it before).
+pub const REPLACE_CRD_COMMAND: &str =
+    "tfjob-operator crd | kubectl apply --server-side --force-conflicts -f -";
+
+/// The fields of [`STORED_FIELDS`] that the `v1` schema of `installed` would prune. A schema
+/// node with `x-kubernetes-preserve-unknown-fields: true` keeps everything below it. An
+/// installed CRD that does not serve `v1` lacks all of them.
+pub fn missing_fields(installed: &CustomResourceDefinition) -> Vec<StoredField> {
+    let schema = installed
+        .spec
+        .versions
+        .iter()
+        .find(|v| v.name == "v1" && v.served)
+        .and_then(|v| v.schema.as_ref())
+        .and_then(|s| s.open_api_v3_schema.as_ref());
+    STORED_FIELDS
+        .into_iter()
+        .filter(|field| !schema.is_some_and(|s| declares(s, field.schema_path)))
+        .collect()
+}
+
+/// Whether `schema` keeps the value at `path`.
+fn declares(schema: &JSONSchemaProps, path: &[&str]) -> bool {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrBool;
+    if schema.x_kubernetes_preserve_unknown_fields == Some(true) {
+        return true;
+    }
+    let Some((first, rest)) = path.split_first() else {
+        return true;
+    };
+    let next = if *first == "*" {
+        match schema.additional_properties.as_ref() {
+            Some(JSONSchemaPropsOrBool::Schema(values)) => Some(values.as_ref()),
+            Some(JSONSchemaPropsOrBool::Bool(true)) => return true,
+            _ => None,
+        }
+    } else {
+        schema.properties.as_ref().and_then(|p| p.get(*first))
+    };
+    next.is_some_and(|next| declares(next, rest))
+}
+
 fn strip_descriptions(schema: &mut JSONSchemaProps) {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
         JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
@@ -164,5 +259,73 @@ mod tests {
             "descriptions inside the pod template are dropped to stay under the size limit"
         );
         assert!(template["properties"]["spec"]["properties"]["containers"].is_object());
+    }
+
+    /// Removes a property from the v1 schema, the way upstream's CRD lacks it.
+    fn without(crd: &mut CustomResourceDefinition, path: &[&str]) {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrBool;
+        let mut node = crd.spec.versions[0]
+            .schema
+            .as_mut()
+            .unwrap()
+            .open_api_v3_schema
+            .as_mut()
+            .unwrap();
+        let (last, parents) = path.split_last().unwrap();
+        for part in parents {
+            node = if *part == "*" {
+                match node.additional_properties.as_mut().unwrap() {
+                    JSONSchemaPropsOrBool::Schema(s) => s.as_mut(),
+                    JSONSchemaPropsOrBool::Bool(_) => panic!("no schema"),
+                }
+            } else {
+                node.properties.as_mut().unwrap().get_mut(*part).unwrap()
+            };
+        }
+        node.properties.as_mut().unwrap().remove(*last).unwrap();
+    }
+
+    #[test]
+    fn the_own_crd_declares_every_stored_field_and_an_upstream_shaped_one_none() {
+        assert_eq!(missing_fields(&tfjob_crd()), vec![]);
+        let mut upstream = tfjob_crd();
+        for field in STORED_FIELDS {
+            without(&mut upstream, field.schema_path);
+        }
+        assert_eq!(missing_fields(&upstream), STORED_FIELDS.to_vec());
+
+        let mut one_missing = tfjob_crd();
+        without(
+            &mut one_missing,
+            &["status", "replicaStatuses", "*", "restarts"],
+        );
+        let missing: Vec<&str> = missing_fields(&one_missing)
+            .iter()
+            .map(|f| f.path)
+            .collect();
+        assert_eq!(missing, ["status.replicaStatuses[*].restarts"]);
+
+        // Preserving unknown fields keeps everything below.
+        let mut preserving = upstream.clone();
+        let status = preserving.spec.versions[0]
+            .schema
+            .as_mut()
+            .unwrap()
+            .open_api_v3_schema
+            .as_mut()
+            .unwrap()
+            .properties
+            .as_mut()
+            .unwrap()
+            .get_mut("status")
+            .unwrap();
+        status.x_kubernetes_preserve_unknown_fields = Some(true);
+        let missing: Vec<&str> = missing_fields(&preserving).iter().map(|f| f.path).collect();
+        assert_eq!(missing.len(), 4, "only the spec fields: {missing:?}");
+
+        // A CRD that does not serve v1 keeps none of them.
+        let mut other_version = tfjob_crd();
+        other_version.spec.versions[0].name = "v2".into();
+        assert_eq!(missing_fields(&other_version).len(), STORED_FIELDS.len());
     }
 }

@@ -95,10 +95,15 @@ Role per namespace. Exactly what the operator calls; no secrets, no wildcards:
 {{- end }}
 
 {{/*
-Cluster-scoped rules, wherever the operator watches: with gang scheduling it watches
+Cluster-scoped rules, wherever the operator watches: at start it reads the TFJob CRD (get, by
+name) to check that it keeps every field the operator stores; with gang scheduling it watches
 PriorityClasses (list, watch) to order replica types for a PodGroup's minResources.
 */}}
 {{- define "tfjob-operator.clusterRules" -}}
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  resourceNames: [tfjobs.kubeflow.org]
+  verbs: [get]
 {{- if .Values.gangScheduler.name }}
 - apiGroups: [scheduling.k8s.io]
   resources: [priorityclasses]

@@ -6,6 +6,10 @@
 //! replicas, bad enum values, negative limits and conflicting legacy fields. Messages follow
 //! Kubernetes' `field.Error` format (`<path>: <Type>: <detail>`, several joined as `[a, b]`) so
 //! they read like every other apiserver error.
+//!
+//! For every rule upstream has, [`ValidationError`]'s `Display` is upstream's text byte for byte
+//! (scripts match it); what to change is a separate [`FieldError::hint`], which the webhook sends
+//! as admission warnings and the Failed condition appends ([`ValidationError::explained`]).
 
 use std::fmt;
 
@@ -37,8 +41,20 @@ pub enum ErrorKind {
 pub struct FieldError {
     pub path: String,
     pub kind: ErrorKind,
-    /// What is wrong and what to change.
+    /// What is wrong (upstream's text where upstream has the rule).
     pub detail: String,
+    /// What to change, where `detail` is upstream's text and does not say it.
+    pub hint: Option<String>,
+}
+
+impl FieldError {
+    /// The error with its hint: `<error>; <hint>`.
+    pub fn explained(&self) -> String {
+        match &self.hint {
+            Some(hint) => format!("{self}; {hint}"),
+            None => self.to_string(),
+        }
+    }
 }
 
 impl fmt::Display for FieldError {
@@ -82,15 +98,32 @@ pub struct ValidationError {
 
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Kubernetes' aggregate format: a single error bare, several in brackets.
-        match self.errors.as_slice() {
-            [one] => write!(f, "{one}"),
-            many => {
-                let parts: Vec<String> = many.iter().map(ToString::to_string).collect();
-                write!(f, "[{}]", parts.join(", "))
-            }
-        }
+        f.write_str(&aggregate(self.errors.iter().map(ToString::to_string)))
     }
+}
+
+impl ValidationError {
+    /// Every error with its hint, in the same aggregate format: what a user reads in the
+    /// job's Failed condition.
+    pub fn explained(&self) -> String {
+        aggregate(self.errors.iter().map(FieldError::explained))
+    }
+
+    /// `<path>: <hint>` for each error that has a hint (the webhook's admission warnings).
+    pub fn hints(&self) -> Vec<String> {
+        self.errors
+            .iter()
+            .filter_map(|e| Some(format!("{}: {}", e.path, e.hint.as_ref()?)))
+            .collect()
+    }
+}
+
+/// Kubernetes' aggregate format: a single error bare, several in brackets.
+fn aggregate(mut parts: impl ExactSizeIterator<Item = String>) -> String {
+    if parts.len() == 1 {
+        return parts.next().unwrap_or_default();
+    }
+    format!("[{}]", parts.collect::<Vec<_>>().join(", "))
 }
 
 /// Checks a TFJob as submitted (before defaults). Returns every problem at once.
@@ -119,10 +152,11 @@ pub fn validate_update(old: &TFJob, new: &TFJob) -> Result<(), ValidationError> 
         errors.push(FieldError {
             path: "spec.runPolicy.managedBy".into(),
             kind: ErrorKind::Invalid(quote_opt(managed_by(new).as_deref())),
-            detail: format!(
-                "field is immutable; keep {} or delete and re-create the TFJob",
+            detail: "field is immutable".into(),
+            hint: Some(format!(
+                "keep {} or delete and re-create the TFJob",
                 quote_opt(managed_by(old).as_deref())
-            ),
+            )),
         });
     }
     let queue = |j: &TFJob| {
@@ -136,10 +170,11 @@ pub fn validate_update(old: &TFJob, new: &TFJob) -> Result<(), ValidationError> 
         errors.push(FieldError {
             path: "spec.runPolicy.schedulingPolicy.queue".into(),
             kind: ErrorKind::Invalid(quote_opt(queue(new).as_deref())),
-            detail: format!(
-                "field is immutable; keep {} or delete and re-create the TFJob",
+            detail: "field is immutable".into(),
+            hint: Some(format!(
+                "keep {} or delete and re-create the TFJob",
                 quote_opt(queue(old).as_deref())
-            ),
+            )),
         });
     }
     if errors.is_empty() {
@@ -158,10 +193,8 @@ fn quote_opt(value: Option<&str>) -> String {
 
 /// DNS-1035 label: lower-case alphanumerics and '-', starts with a letter, ends alphanumeric.
 fn validate_name(name: &str, errors: &mut Vec<FieldError>) {
+    // Upstream's `IsDNS1035Label`: the length, then the pattern (an empty name fails the pattern).
     let mut problems = Vec::new();
-    if name.is_empty() {
-        problems.push("must not be empty".to_string());
-    }
     if name.len() > MAX_LABEL_NAME_LEN {
         problems.push(format!(
             "must be no more than {MAX_LABEL_NAME_LEN} characters"
@@ -175,11 +208,12 @@ fn validate_name(name: &str, errors: &mut Vec<FieldError>) {
             .bytes()
             .last()
             .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    if !name.is_empty() && !well_formed {
+    if !well_formed {
+        // Go's `RegexError` really writes two spaces before "or".
         problems.push(
             "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start \
              with an alphabetic character, and end with an alphanumeric character (e.g. \
-             'my-name', or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+             'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
                 .to_string(),
         );
     }
@@ -188,6 +222,7 @@ fn validate_name(name: &str, errors: &mut Vec<FieldError>) {
             path: "metadata.name".into(),
             kind: ErrorKind::Invalid(format!("{name:?}")),
             detail: format!("should match: {}", problems.join(",")),
+            hint: None,
         });
     }
 }
@@ -325,6 +360,7 @@ fn conflict(
                 "conflicts with spec.runPolicy.{field} ({current}); remove the legacy spec.{field} \
                  and keep spec.runPolicy.{field}"
             ),
+            hint: None,
         });
     }
 }
@@ -335,9 +371,11 @@ fn validate_replica_specs(name: &str, spec: &TFJobSpec, errors: &mut Vec<FieldEr
         errors.push(FieldError {
             path: "spec.tfReplicaSpecs".into(),
             kind: ErrorKind::Required,
-            detail: "must contain at least one replica type; add e.g. a Worker with a \
-                     container named tensorflow"
-                .into(),
+            detail: "must be required".into(),
+            hint: Some(
+                "add at least one replica type, e.g. a Worker with a container named tensorflow"
+                    .into(),
+            ),
         });
         return;
     }
@@ -357,6 +395,7 @@ fn validate_replica_specs(name: &str, spec: &TFJobSpec, errors: &mut Vec<FieldEr
                         .collect(),
                 },
                 detail: String::new(),
+                hint: None,
             });
             continue;
         };
@@ -367,6 +406,7 @@ fn validate_replica_specs(name: &str, spec: &TFJobSpec, errors: &mut Vec<FieldEr
                 detail: format!(
                     "same replica type as {first:?} (keys are case-insensitive); merge them into one"
                 ),
+                hint: None,
             });
         } else {
             seen.push((replica_type, key));
@@ -385,10 +425,11 @@ fn validate_replica_specs(name: &str, spec: &TFJobSpec, errors: &mut Vec<FieldEr
         errors.push(FieldError {
             path: "spec.tfReplicaSpecs".into(),
             kind: ErrorKind::Forbidden,
-            detail: format!(
-                "must not have more than 1 Chief or Master role (found {}); keep only one of them",
+            detail: "must not have more than 1 Chief or Master role".into(),
+            hint: Some(format!(
+                "found {}; keep only one of them",
                 chiefs.join(", ")
-            ),
+            )),
         });
     }
 }
@@ -400,12 +441,14 @@ fn validate_replica(path: &str, replica: &ReplicaSpec, errors: &mut Vec<FieldErr
                 path: format!("{path}.replicas"),
                 kind: ErrorKind::Invalid(replicas.to_string()),
                 detail: "must be greater than or equal to 0".into(),
+                hint: None,
             });
         } else if replicas > MAX_REPLICAS {
             errors.push(FieldError {
                 path: format!("{path}.replicas"),
                 kind: ErrorKind::Invalid(replicas.to_string()),
                 detail: format!("must be no more than {MAX_REPLICAS}"),
+                hint: None,
             });
         }
     }
@@ -428,7 +471,8 @@ fn validate_replica(path: &str, replica: &ReplicaSpec, errors: &mut Vec<FieldErr
         errors.push(FieldError {
             path: containers_path.clone(),
             kind: ErrorKind::Required,
-            detail: "must be specified; add a container named tensorflow with an image".into(),
+            detail: "must be specified".into(),
+            hint: Some("add a container named tensorflow with an image".into()),
         });
     }
     for (i, container) in containers.iter().enumerate() {
@@ -436,7 +480,8 @@ fn validate_replica(path: &str, replica: &ReplicaSpec, errors: &mut Vec<FieldErr
             errors.push(FieldError {
                 path: format!("{containers_path}[{i}].image"),
                 kind: ErrorKind::Required,
-                detail: "must be required; set the container image".into(),
+                detail: "must be required".into(),
+                hint: Some("set the container image".into()),
             });
         }
     }
@@ -444,10 +489,10 @@ fn validate_replica(path: &str, replica: &ReplicaSpec, errors: &mut Vec<FieldErr
         errors.push(FieldError {
             path: containers_path,
             kind: ErrorKind::Required,
-            detail: format!(
-                "must have at least one container with name {DEFAULT_CONTAINER_NAME}; rename the \
-                 training container to {DEFAULT_CONTAINER_NAME}"
-            ),
+            detail: format!("must have at least one container with name {DEFAULT_CONTAINER_NAME}"),
+            hint: Some(format!(
+                "rename the training container to {DEFAULT_CONTAINER_NAME}"
+            )),
         });
     }
 }
@@ -479,6 +524,7 @@ fn validate_child_name_length(
                 longest.len(),
                 longest.len() - MAX_LABEL_NAME_LEN
             ),
+            hint: None,
         });
     }
 }
@@ -491,6 +537,7 @@ fn not_supported(path: &str, value: &str, supported: &[&str]) -> FieldError {
             supported: supported.iter().map(|s| s.to_string()).collect(),
         },
         detail: String::new(),
+        hint: None,
     }
 }
 
@@ -502,6 +549,7 @@ fn non_negative(path: &str, value: Option<i64>, errors: &mut Vec<FieldError>) {
             path: path.into(),
             kind: ErrorKind::Invalid(v.to_string()),
             detail: "must be greater than or equal to 0".into(),
+            hint: None,
         });
     }
 }
@@ -514,6 +562,7 @@ fn positive_deadline(path: &str, value: Option<i64>, errors: &mut Vec<FieldError
             path: path.into(),
             kind: ErrorKind::Invalid(v.to_string()),
             detail: "must be greater than 0; remove the field for no deadline".into(),
+            hint: None,
         });
     }
 }

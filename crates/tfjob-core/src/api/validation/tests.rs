@@ -17,11 +17,11 @@ fn job(yaml: &str) -> TFJob {
     serde_saphyr::from_str(yaml).unwrap()
 }
 
-/// The rendered messages of every problem in `job`.
+/// Every problem in `job` as a user reads it in the Failed condition: the error and its hint.
 fn errors(job: &TFJob) -> Vec<String> {
     match validate(job) {
         Ok(()) => vec![],
-        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
+        Err(e) => e.errors.iter().map(FieldError::explained).collect(),
     }
 }
 
@@ -45,13 +45,15 @@ fn name_must_be_a_dns_1035_label() {
     assert_eq!(
         errors(&j),
         [
-            r#"metadata.name: Invalid value: "1-Bad_name": should match: a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name', or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"#
+            r#"metadata.name: Invalid value: "1-Bad_name": should match: a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"#
         ]
     );
     let j = with(|j| j.metadata.name = Some(String::new()));
     assert_eq!(
         errors(&j),
-        [r#"metadata.name: Invalid value: "": should match: must not be empty"#]
+        [
+            r#"metadata.name: Invalid value: "": should match: a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"#
+        ]
     );
 }
 
@@ -105,7 +107,7 @@ fn managed_by_and_queue_are_immutable_on_update() {
         .unwrap_err()
         .errors
         .iter()
-        .map(ToString::to_string)
+        .map(FieldError::explained)
         .collect();
     assert_eq!(
         messages,
@@ -123,7 +125,7 @@ fn replica_specs_must_not_be_empty() {
     assert_eq!(
         errors(&j),
         [
-            "spec.tfReplicaSpecs: Required value: must contain at least one replica type; add e.g. a Worker with a container named tensorflow"
+            "spec.tfReplicaSpecs: Required value: must be required; add at least one replica type, e.g. a Worker with a container named tensorflow"
         ]
     );
 }
@@ -213,7 +215,7 @@ fn only_one_chief_or_master_even_in_other_letter_case() {
     assert_eq!(
         errors(&j),
         [
-            "spec.tfReplicaSpecs: Forbidden: must not have more than 1 Chief or Master role (found Master, chief); keep only one of them"
+            "spec.tfReplicaSpecs: Forbidden: must not have more than 1 Chief or Master role; found Master, chief; keep only one of them"
         ]
     );
 }
@@ -355,4 +357,116 @@ fn every_problem_is_reported_at_once_in_kubernetes_aggregate_format() {
         "{text}"
     );
     assert!(text.ends_with("spec.tfReplicaSpecs[Worker].replicas: Invalid value: -3: must be greater than or equal to 0]"), "{text}");
+}
+
+/// The containers of the Worker of a job made by [`with`].
+fn containers(j: &mut TFJob) -> &mut Vec<k8s_openapi::api::core::v1::Container> {
+    let worker = j.spec.tf_replica_specs.get_mut("Worker").unwrap();
+    &mut worker
+        .template
+        .as_mut()
+        .unwrap()
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers
+}
+
+/// Every rule upstream's webhook has, denied with upstream's text byte for byte (what scripts
+/// and tests written against training-operator v1.9 match), and the hint kept apart.
+#[test]
+fn upstream_rules_deny_with_upstreams_text_byte_for_byte() {
+    let dns_1035 = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', \
+                    start with an alphabetic character, and end with an alphanumeric character \
+                    (e.g. 'my-name',  or 'abc-123', regex used for validation is \
+                    '[a-z]([-a-z0-9]*[a-z0-9])?')";
+    let cases: Vec<(&str, TFJob, String, Option<&str>)> = vec![
+        (
+            "name not a DNS-1035 label",
+            with(|j| j.metadata.name = Some("1job".into())),
+            format!(r#"metadata.name: Invalid value: "1job": should match: {dns_1035}"#),
+            None,
+        ),
+        (
+            "name too long and malformed",
+            with(|j| j.metadata.name = Some(format!("A{}", "a".repeat(63)))),
+            format!(
+                r#"metadata.name: Invalid value: "A{}": should match: must be no more than 63 characters,{dns_1035}"#,
+                "a".repeat(63)
+            ),
+            None,
+        ),
+        (
+            "managedBy not supported",
+            with(|j| {
+                j.spec.run_policy = Some(RunPolicy {
+                    managed_by: Some("me".into()),
+                    ..Default::default()
+                })
+            }),
+            r#"spec.runPolicy.managedBy: Unsupported value: "me": supported values: "kubeflow.org/training-operator", "kueue.x-k8s.io/multikueue""#.into(),
+            None,
+        ),
+        (
+            "tfReplicaSpecs missing",
+            with(|j| j.spec.tf_replica_specs.clear()),
+            "spec.tfReplicaSpecs: Required value: must be required".into(),
+            Some("add at least one replica type, e.g. a Worker with a container named tensorflow"),
+        ),
+        (
+            "no image",
+            with(|j| containers(j)[0].image = Some(String::new())),
+            "spec.tfReplicaSpecs[Worker].template.spec.containers[0].image: Required value: must be required".into(),
+            Some("set the container image"),
+        ),
+        (
+            "no tensorflow container",
+            with(|j| containers(j)[0].name = "main".into()),
+            "spec.tfReplicaSpecs[Worker].template.spec.containers: Required value: must have at least one container with name tensorflow".into(),
+            Some("rename the training container to tensorflow"),
+        ),
+        (
+            "two chiefs",
+            with(|j| {
+                let worker = j.spec.tf_replica_specs["Worker"].clone();
+                j.spec.tf_replica_specs.insert("Chief".into(), worker.clone());
+                j.spec.tf_replica_specs.insert("Master".into(), worker);
+            }),
+            "spec.tfReplicaSpecs: Forbidden: must not have more than 1 Chief or Master role".into(),
+            Some("found Chief, Master; keep only one of them"),
+        ),
+    ];
+    for (name, job, upstream, hint) in cases {
+        let error = validate(&job).expect_err(name);
+        // The first error is upstream's rule (a too-long name also breaks this project's own
+        // child-name rule, listed after it).
+        assert_eq!(error.errors[0].to_string(), upstream, "{name}");
+        let hints: Vec<String> = hint
+            .iter()
+            .map(|h| format!("{}: {h}", error.errors[0].path))
+            .collect();
+        assert_eq!(error.hints(), hints, "{name}");
+    }
+
+    // No containers at all: upstream's two errors, in upstream's aggregate format.
+    let none = with(|j| containers(j).clear());
+    assert_eq!(
+        validate(&none).unwrap_err().to_string(),
+        "[spec.tfReplicaSpecs[Worker].template.spec.containers: Required value: must be specified, \
+         spec.tfReplicaSpecs[Worker].template.spec.containers: Required value: must have at least \
+         one container with name tensorflow]"
+    );
+
+    // Updates: managedBy is immutable, in upstream's words.
+    let old = with(|_| {});
+    let new = with(|j| {
+        j.spec.run_policy = Some(RunPolicy {
+            managed_by: Some("kueue.x-k8s.io/multikueue".into()),
+            ..Default::default()
+        })
+    });
+    assert_eq!(
+        validate_update(&old, &new).unwrap_err().to_string(),
+        r#"spec.runPolicy.managedBy: Invalid value: "kueue.x-k8s.io/multikueue": field is immutable"#
+    );
 }

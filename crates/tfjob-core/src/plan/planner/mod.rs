@@ -262,7 +262,7 @@ impl Pass<'_> {
         self.plan.delete_services.extend(doomed.services);
         self.delete_pod_group();
         for status in self.status.replica_statuses.values_mut() {
-            status.active = 0;
+            *status = suspend::suspended_status(status);
         }
         let running = self.is_true(conditions::RUNNING);
         let suspended = self.is_true(conditions::SUSPENDED);

@@ -76,3 +76,37 @@ fn a_job_created_suspended_has_no_pods_and_no_start_time() {
     );
     assert_eq!(world.job.status.as_ref().unwrap().start_time, None);
 }
+
+/// After a preemption (Kueue suspends, then resumes), every replica runs again, including those
+/// that had completed: a chief must not wait for peers that never start.
+#[test]
+fn resume_recreates_every_replica_even_completed_ones() {
+    let mut world = World::new(&mnist("", "Never"));
+    world.step(t(0));
+    for pod in world.pod_names() {
+        world.run(&pod);
+    }
+    world.step(t(1));
+    world.exit("mnist-worker-1", 0);
+    world.step(t(2));
+    assert_eq!(
+        world.replica_statuses()["Worker"]["completedIndexes"],
+        json!("1")
+    );
+    world.job.spec.run_policy.get_or_insert_with(Default::default).suspend = Some(true);
+    world.step(t(3));
+    assert!(world.pod_names().is_empty());
+    assert_eq!(
+        world.replica_statuses()["Worker"].get("completedIndexes"),
+        None
+    );
+
+    world.job.spec.run_policy.get_or_insert_with(Default::default).suspend = Some(false);
+    let plan = world.step(t(4));
+    let created: Vec<&str> = plan
+        .create_pods
+        .iter()
+        .filter_map(|p| p.metadata.name.as_deref())
+        .collect();
+    assert_eq!(created, ["mnist-ps-0", "mnist-worker-0", "mnist-worker-1"]);
+}
