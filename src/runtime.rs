@@ -104,6 +104,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         readiness.set_leader_state(LeaderState::Standby);
         let namespace = args.leader.namespace();
         let lease = &args.leader.leader_election_id;
+        metrics.set_lease_status(lease, false);
         let handle = LeaderElection::start(
             client.clone(),
             &namespace,
@@ -130,6 +131,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         info!("leading; starting the controller");
         readiness.set_leader_state(LeaderState::Leading);
         metrics.set_leader(true);
+        metrics.set_lease_status(lease, true);
         // Losing the lease stops all work.
         let stop_tx = stop_tx.clone();
         tokio::spawn(async move {
@@ -164,6 +166,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let reason = *stop_rx.borrow();
     if let Some(handle) = leader {
         metrics.set_leader(false);
+        metrics.set_lease_status(&args.leader.leader_election_id, false);
         if let Err(err) = handle.release().await {
             warn!("cannot release the leader lease: {err}");
         }

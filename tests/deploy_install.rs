@@ -98,7 +98,7 @@ async fn install_and_run(how: &str, objs: &[Value], leader_election: bool) {
     ] {
         assert!(
             events.iter().any(|e| e.contains(reason)),
-            "event {reason} recorded (events.k8s.io create): {events:#?}\n{}",
+            "event {reason} recorded (core/v1 create): {events:#?}\n{}",
             operator.log()
         );
     }
@@ -171,11 +171,11 @@ fn access_checks(ns: &str, leader_election: bool) -> Vec<Check> {
         may_not(format!("create pods --subresource=exec -n {ns}")),
         may_not(format!("get pods --subresource=log -n {ns}")),
         may_not(format!("create pods --subresource=eviction -n {ns}")),
-        // Events: events.k8s.io, create and patch only.
-        may(format!("create events.events.k8s.io -n {ns}")),
-        may(format!("patch events.events.k8s.io -n {ns}")),
-        may_not(format!("list events.events.k8s.io -n {ns}")),
-        may_not(format!("create events -n {ns}")),
+        // Events: core/v1 (what carries source.component), create only.
+        may(format!("create events -n {ns}")),
+        may_not(format!("patch events -n {ns}")),
+        may_not(format!("list events -n {ns}")),
+        may_not(format!("create events.events.k8s.io -n {ns}")),
         // Secrets, nowhere.
         may_not(format!("get secrets -n {ns}")),
         may_not(format!("list secrets -n {ns}")),

@@ -1,16 +1,19 @@
-//! Kubernetes events about TFJobs (`events.k8s.io/v1`), one create each.
+//! Kubernetes events about TFJobs, one create each, as core/v1 `Event`s: what upstream's
+//! client-go recorder writes, with `source.component=tfjob-controller`, so `kubectl get events
+//! --field-selector source=tfjob-controller` keeps finding them (events.k8s.io/v1 refuses a
+//! source on create). `events.k8s.io/v1` readers see the same objects, with `reportingController`
+//! and `reportingInstance`.
 //!
 //! kube-runtime's `Recorder` keeps every event it published in the last six minutes, to turn a
 //! repeat into a series update, and scans that whole cache under an async lock on every publish.
 //! With thousands of jobs that is megabytes of cached events and a scan of all of them per event,
 //! on the hot path of every reconcile that creates children. This operator announces each
-//! transition once (one event per batch of child writes), so repeats are rare; it writes the
-//! same event the `Recorder` would, without the cache.
+//! transition once (one event per batch of child writes), so repeats are rare; it writes one
+//! event per announcement, without the cache.
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::api::events::v1::Event as K8sEvent;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::Client;
 use kube::api::{Api, PostParams};
 use kube_runtime::events::{Event, EventType};
@@ -38,7 +41,7 @@ impl EventRecorder {
         regarding: &ObjectReference,
     ) -> Result<(), kube::Error> {
         let namespace = regarding.namespace.as_deref().unwrap_or("default");
-        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
+        let api: Api<CoreEvent> = Api::namespaced(self.client.clone(), namespace);
         api.create(
             &PostParams::default(),
             &self.build(event, regarding, Timestamp::now()),
@@ -47,23 +50,29 @@ impl EventRecorder {
         .map(|_| ())
     }
 
-    /// The event object, field for field what kube-runtime's `Recorder` writes.
-    fn build(&self, event: &Event, regarding: &ObjectReference, now: Timestamp) -> K8sEvent {
+    /// The event object, field for field what client-go's recorder writes.
+    fn build(&self, event: &Event, regarding: &ObjectReference, now: Timestamp) -> CoreEvent {
         let object = regarding.name.as_deref().unwrap_or(&self.controller);
-        K8sEvent {
+        CoreEvent {
             action: Some(event.action.clone()),
             reason: Some(event.reason.clone()),
-            event_time: Some(MicroTime(now)),
-            regarding: Some(regarding.clone()),
+            message: event.note.clone(),
+            involved_object: regarding.clone(),
             related: event.secondary.clone(),
-            note: event.note.clone(),
+            first_timestamp: Some(Time(now)),
+            last_timestamp: Some(Time(now)),
+            count: Some(1),
             metadata: ObjectMeta {
                 namespace: regarding.namespace.clone(),
-                // Unique per job and nanosecond, as the Recorder names them.
+                // Unique per job and nanosecond, as client-go names them.
                 name: Some(format!("{object}.{:x}", now.as_nanosecond())),
                 ..Default::default()
             },
-            reporting_controller: Some(self.controller.clone()),
+            source: Some(EventSource {
+                component: Some(self.controller.clone()),
+                host: None,
+            }),
+            reporting_component: Some(self.controller.clone()),
             reporting_instance: Some(self.instance.clone()),
             type_: Some(
                 match event.type_ {
@@ -82,7 +91,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn builds_the_recorders_event() {
+    async fn builds_client_gos_event() {
         let client = Client::new(
             tower::service_fn(|_: http::Request<kube::client::Body>| async {
                 Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
@@ -111,10 +120,16 @@ mod tests {
         );
         assert_eq!(built.type_.as_deref(), Some("Warning"));
         assert_eq!(
-            built.reporting_controller.as_deref(),
+            built.reporting_component.as_deref(),
             Some("tfjob-controller")
         );
         assert_eq!(built.reporting_instance.as_deref(), Some("pod-1"));
-        assert_eq!(built.regarding, Some(regarding));
+        assert_eq!(
+            built.source.and_then(|s| s.component).as_deref(),
+            Some("tfjob-controller")
+        );
+        assert_eq!(built.message.as_deref(), Some("note"));
+        assert_eq!(built.count, Some(1));
+        assert_eq!(built.involved_object, regarding);
     }
 }

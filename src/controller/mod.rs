@@ -76,6 +76,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ControllerError> {
     metrics.declare_reconcile_errors(error::kinds());
+    metrics.set_max_concurrent_reconciles(settings.concurrency);
     let scopes: Vec<Option<String>> = if settings.namespaces.is_empty() {
         vec![None]
     } else {
@@ -253,6 +254,7 @@ fn scope_controller(
     // Not on the list's own objects: the initial list fills the store only at its end, so a
     // reconcile started for one would find its job missing (kube-runtime drops it as
     // ObjectNotFound) and nothing would trigger it again.
+    let queue_metrics = metrics.clone();
     let job_stream = watcher(jobs, job_config)
         .default_backoff()
         .inspect_err(move |error| {
@@ -262,7 +264,10 @@ fn scope_controller(
         .inspect_ok(move |event| writer.apply(event))
         .filter_map(move |event| {
             futures::future::ready(match event {
-                Ok(watcher::Event::Apply(job)) => Some(Ok(job)),
+                Ok(watcher::Event::Apply(job)) => {
+                    queue_metrics.reconcile_queued(&job_key(&job));
+                    Some(Ok(job))
+                }
                 Ok(watcher::Event::InitDone) => {
                     // The writer has brought the store up to date with the list by now.
                     for job in listed.state() {
@@ -293,6 +298,7 @@ fn scope_controller(
     });
     let concurrency = settings.concurrency;
     let reader = store.clone();
+    let trigger_metrics = metrics.clone();
     let run = async move {
         let mut tasks = vec![tokio::spawn(pod_watch), tokio::spawn(service_watch)];
         tasks.extend(pod_group_watch.map(tokio::spawn));
@@ -316,8 +322,12 @@ fn scope_controller(
             services = service_index.len(),
             "child caches synced"
         );
+        let triggers = tokio_stream_of(trigger_rx).inspect(move |job: &ObjectRef<Object>| {
+            let namespace = job.namespace.as_deref().unwrap_or_default();
+            trigger_metrics.reconcile_queued(&format!("{namespace}/{}", job.name));
+        });
         Controller::for_stream(job_stream, reader)
-            .reconcile_on(tokio_stream_of(trigger_rx))
+            .reconcile_on(triggers)
             .with_config(controller::Config::default().concurrency(concurrency))
             .graceful_shutdown_on(shutdown)
             .run(reconcile, error_policy, ctx)
@@ -365,6 +375,11 @@ async fn watch_children<F: ChildFacts>(
             }
         }
     }
+}
+
+/// `namespace/name` of a job, as the reconcile metrics key it.
+fn job_key(job: &Object) -> String {
+    format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any())
 }
 
 fn tokio_stream_of<T: Send + 'static>(

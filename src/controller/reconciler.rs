@@ -21,6 +21,7 @@ use super::cache::CachedJob;
 use super::context::Context;
 use super::degraded;
 use super::error::ReconcileError;
+use crate::ops::metrics::ReconcileResult;
 use tfjob_core::api::TFJob;
 use tfjob_core::plan::{Observed, plan_resolved, plan_undecodable};
 
@@ -28,10 +29,22 @@ pub type Object = DeserializeGuard<CachedJob>;
 
 #[instrument(skip_all, fields(namespace = %object.namespace().unwrap_or_default(), name = %object.name_any()))]
 pub async fn reconcile(object: Arc<Object>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
-    let _timer = ctx.metrics.reconcile_timer();
+    let job_key = backoff_key(&object.namespace().unwrap_or_default(), &object.name_any());
+    let timer = ctx.metrics.reconcile_timer(&job_key);
+    let result = reconcile_job(&object, &ctx).await;
+    timer.finish(match &result {
+        Err(_) => ReconcileResult::Error,
+        Ok((_, true)) => ReconcileResult::RequeueAfter,
+        Ok((_, false)) => ReconcileResult::Success,
+    });
+    result.map(|(action, _)| action)
+}
+
+/// One reconcile; the action, and whether it set a timer.
+async fn reconcile_job(object: &Object, ctx: &Context) -> Result<(Action, bool), ReconcileError> {
     let cached = match &object.0 {
         Ok(cached) => cached,
-        Err(invalid) => return mark_undecodable(invalid, &ctx).await,
+        Err(invalid) => return mark_undecodable(invalid, ctx).await.map(|a| (a, false)),
     };
     let job = &cached.job;
     let key = (job.namespace().unwrap_or_default(), job.name_any());
@@ -88,12 +101,13 @@ pub async fn reconcile(object: Arc<Object>, ctx: Arc<Context>) -> Result<Action,
     {
         plan.events.push(degraded::warning());
     }
+    let requeued = plan.requeue_after.is_some();
     let action = match plan.requeue_after {
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
     };
     if plan.is_noop() {
-        return Ok(action);
+        return Ok((action, requeued));
     }
     debug!(
         create_pods = plan.create_pods.len(),
@@ -103,9 +117,9 @@ pub async fn reconcile(object: Arc<Object>, ctx: Arc<Context>) -> Result<Action,
         status = plan.status.is_some(),
         "applying plan"
     );
-    apply(&ctx, &job, &key, &current, plan).await?;
+    apply(ctx, &job, &key, &current, plan).await?;
     ctx.backoff.succeeded(&backoff_key(&key.0, &key.1));
-    Ok(action)
+    Ok((action, requeued))
 }
 
 pub fn error_policy(object: Arc<Object>, error: &ReconcileError, ctx: Arc<Context>) -> Action {

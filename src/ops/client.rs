@@ -71,9 +71,15 @@ pub fn build_client(
     metrics: &Metrics,
 ) -> Result<kube::Client, ClientError> {
     let rate_limit = RateLimitLayer::new(rate_limit)?;
+    // client-go labels its request counter with the apiserver's host:port.
+    let host = config
+        .cluster_url
+        .authority()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let builder = ClientBuilder::try_from(with_user_agent(config)).map_err(ClientError::Kube)?;
     Ok(builder
-        .with_layer(&ApiMetricsLayer::new(metrics.clone()))
+        .with_layer(&ApiMetricsLayer::new(metrics.clone(), host))
         .with_layer(&rate_limit)
         .build())
 }
@@ -189,16 +195,21 @@ where
     }
 }
 
-/// Counts every request by verb and response status into [`Metrics::api_request`].
+/// Counts every request by verb and response status into [`Metrics::api_request`], and by
+/// host, HTTP method and status into client-go's [`Metrics::rest_request`].
 #[derive(Clone)]
 pub struct ApiMetricsLayer {
     metrics: Metrics,
+    host: Arc<str>,
 }
 
 impl ApiMetricsLayer {
-    /// Counts into `metrics`.
-    pub fn new(metrics: Metrics) -> Self {
-        Self { metrics }
+    /// Counts into `metrics`; `host` is the apiserver's `host:port`.
+    pub fn new(metrics: Metrics, host: String) -> Self {
+        Self {
+            metrics,
+            host: host.into(),
+        }
     }
 }
 
@@ -209,6 +220,7 @@ impl<S> Layer<S> for ApiMetricsLayer {
         ApiMetrics {
             inner,
             metrics: self.metrics.clone(),
+            host: self.host.clone(),
         }
     }
 }
@@ -218,6 +230,7 @@ impl<S> Layer<S> for ApiMetricsLayer {
 pub struct ApiMetrics<S> {
     inner: S,
     metrics: Metrics,
+    host: Arc<str>,
 }
 
 type ResponseFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -239,23 +252,22 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let verb = request_verb(&request);
+        let method = http_method(&request);
         let metrics = self.metrics.clone();
+        let host = self.host.clone();
         let response = self.inner.call(request);
         Box::pin(async move {
             let result = response.await;
             let code = result.as_ref().ok().map(|r| r.status().as_u16());
             metrics.api_request(verb, code);
+            metrics.rest_request(&host, method, code);
             result
         })
     }
 }
 
-/// kube tags each request with its operation name (`get`, `list`, `watch`, `patch_status`, …) as
-/// a `&'static str` extension; requests built by hand fall back to the HTTP method.
-fn request_verb<B>(request: &Request<B>) -> &'static str {
-    if let Some(verb) = request.extensions().get::<&'static str>() {
-        return verb;
-    }
+/// The request's HTTP method, as client-go labels it.
+fn http_method<B>(request: &Request<B>) -> &'static str {
     match *request.method() {
         Method::GET => "GET",
         Method::POST => "POST",
@@ -264,6 +276,15 @@ fn request_verb<B>(request: &Request<B>) -> &'static str {
         Method::DELETE => "DELETE",
         Method::HEAD => "HEAD",
         _ => "OTHER",
+    }
+}
+
+/// kube tags each request with its operation name (`get`, `list`, `watch`, `patch_status`, …) as
+/// a `&'static str` extension; requests built by hand fall back to the HTTP method.
+fn request_verb<B>(request: &Request<B>) -> &'static str {
+    match request.extensions().get::<&'static str>() {
+        Some(verb) => verb,
+        None => http_method(request),
     }
 }
 
@@ -368,7 +389,7 @@ mod tests {
                 _ => Ok(Response::new(())),
             }
         });
-        let mut svc = ApiMetricsLayer::new(metrics.clone()).layer(inner);
+        let mut svc = ApiMetricsLayer::new(metrics.clone(), "127.0.0.1:6443".into()).layer(inner);
         let mut tagged = Request::get("/ok").body(()).expect("request");
         tagged.extensions_mut().insert("list");
         for request in [

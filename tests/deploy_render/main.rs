@@ -27,7 +27,7 @@ use tfjob_operator::ops::Metrics;
 const OPERATOR_RULES: &[&str] = &[
     "core/pods: create,delete,get,list,patch,watch",
     "core/services: create,delete,get,list,patch,watch",
-    "events.k8s.io/events: create,patch",
+    "core/events: create",
     "kubeflow.org/tfjobs: delete,list,watch",
     "kubeflow.org/tfjobs/status: patch",
 ];

@@ -183,6 +183,91 @@ async fn every_metric_has_the_right_value_after_a_scripted_lifecycle() {
         "{:?}",
         scrape.series("tfjob_operator_api_requests_total")
     );
+    // controller-runtime's and client-go's names, for dashboards built for upstream.
+    let runtime = |name: &str, labels: &[(&str, &str)]| {
+        let mut all = vec![("controller", "tfjob-controller")];
+        all.extend_from_slice(labels);
+        scrape.sum(name, &all)
+    };
+    // Counted when they end; a reconcile may be running at the scrape.
+    let active = runtime("controller_runtime_active_workers", &[]);
+    assert_eq!(
+        runtime("controller_runtime_reconcile_total", &[]) + active,
+        reconciles,
+        "every reconcile, by result: {:?}",
+        scrape.series("controller_runtime_reconcile_total")
+    );
+    assert_eq!(
+        runtime("controller_runtime_reconcile_total", &[("result", "error")]),
+        0.0
+    );
+    assert!(
+        runtime(
+            "controller_runtime_reconcile_total",
+            &[("result", "success")]
+        ) >= 4.0
+    );
+    assert!(
+        runtime(
+            "controller_runtime_reconcile_total",
+            &[("result", "requeue_after")]
+        ) >= 1.0,
+        "the TTL job set a timer"
+    );
+    assert_eq!(
+        runtime("controller_runtime_reconcile_errors_total", &[]),
+        0.0
+    );
+    assert_eq!(
+        runtime("controller_runtime_reconcile_time_seconds_count", &[]),
+        observed
+    );
+    assert_eq!(
+        runtime("controller_runtime_max_concurrent_reconciles", &[]),
+        32.0
+    );
+    let queue = |name: &str| scrape.sum(name, &[("name", "tfjob-controller")]);
+    let adds = queue("workqueue_adds_total");
+    assert!(
+        adds >= 4.0 && adds <= reconciles,
+        "{adds} adds, {reconciles} reconciles"
+    );
+    assert_eq!(queue("workqueue_depth"), 0.0, "nothing left waiting");
+    assert!(queue("workqueue_queue_duration_seconds_count") >= 4.0);
+    assert_eq!(queue("workqueue_work_duration_seconds_count"), observed);
+    assert_eq!(queue("workqueue_retries_total"), 0.0);
+    assert_eq!(
+        scrape.sum("rest_client_requests_total", &[]),
+        scrape.sum("tfjob_operator_api_requests_total", &[]),
+        "client-go's request counter counts the same requests"
+    );
+    assert_eq!(
+        scrape.sum(
+            "rest_client_requests_total",
+            &[("method", "POST"), ("code", "201")]
+        ),
+        api("create", "201")
+    );
+    assert!(scrape.sum("process_resident_memory_bytes", &[]) > 0.0);
+    // Whole seconds in the prometheus crate: a short run may still show 0.
+    assert!(!scrape.series("process_cpu_seconds_total").is_empty());
+    assert!(scrape.sum("process_start_time_seconds", &[]) > 0.0);
+    assert!(
+        scrape.series("leader_election_master_status").is_empty(),
+        "no Lease without --leader-elect"
+    );
+    // Core/v1 clients find the events by their source, as they find upstream's.
+    let by_source: Api<k8s_openapi::api::core::v1::Event> = ctx.api();
+    let sourced = by_source
+        .list(&ListParams::default().fields("source=tfjob-controller"))
+        .await
+        .expect("list events by source");
+    assert!(
+        sourced.items.len() >= 4,
+        "events with source tfjob-controller: {}",
+        sourced.items.len()
+    );
+
     // The same writes from the apiserver's side: the counters match the audit log.
     let writes = operator_writes(ns);
     let count = |verb: &str, resource: &str| {

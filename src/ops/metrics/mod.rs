@@ -7,18 +7,25 @@
 //!   dashboards keep working;
 //! * this operator's own `tfjob_operator_*` metrics: reconciles, errors, latency, child writes,
 //!   watch restarts, API requests, leadership, build info, and a per-state job gauge computed at
-//!   scrape time from a [`JobStateSource`].
+//!   scrape time from a [`JobStateSource`];
+//! * the controller-runtime, client-go and process metrics upstream's binary also serves
+//!   ([`compat`]), and the `process_*` metrics of the `prometheus` crate's process collector.
 //!
 //! [`Metrics`] is an `Arc` inside: clone it freely into reconcilers, layers and the HTTP server.
+
+pub mod compat;
 
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex, RwLock},
+    time::Instant,
 };
 
+pub use compat::ReconcileResult;
+
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramTimer, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
     core::{Collector, Desc},
     proto::MetricFamily,
 };
@@ -87,6 +94,7 @@ struct Inner {
     api_requests: IntCounterVec,
     leader: IntGauge,
     crd_compatible: IntGauge,
+    compat: compat::Compat,
     job_state_source: Arc<RwLock<Option<Arc<dyn JobStateSource>>>>,
 }
 
@@ -189,9 +197,18 @@ impl Metrics {
                     "1 while this replica holds the leader lease (or runs without leader election)",
                 ),
             )?,
+            compat: compat::Compat::new(&registry)?,
             job_state_source: Arc::new(RwLock::new(None)),
             registry,
         };
+        // process_cpu_seconds_total, process_resident_memory_bytes, … (Linux only).
+        #[cfg(target_os = "linux")]
+        inner
+            .registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .map_err(MetricsError::Register)?;
 
         let build_info = register(
             &inner.registry,
@@ -292,11 +309,38 @@ impl Metrics {
         job_inc(&self.inner.jobs_restarted, namespace);
     }
 
-    /// Counts a reconcile and returns a guard that records its duration when dropped.
+    /// Counts a reconcile of `job` (`namespace/name`) and returns a guard that records its
+    /// duration and result when finished (a success when just dropped).
     #[must_use = "the duration is recorded when the guard is dropped"]
-    pub fn reconcile_timer(&self) -> ReconcileTimer {
+    pub fn reconcile_timer(&self, job: &str) -> ReconcileTimer {
         self.inner.reconciles.inc();
-        ReconcileTimer(self.inner.reconcile_duration.start_timer())
+        self.inner.compat.started(job);
+        ReconcileTimer {
+            metrics: self.clone(),
+            start: Instant::now(),
+            result: Some(ReconcileResult::Success),
+        }
+    }
+
+    /// A reconcile of `job` (`namespace/name`) was requested (a watch event, a re-list).
+    pub fn reconcile_queued(&self, job: &str) {
+        self.inner.compat.queued(job);
+    }
+
+    /// How many reconciles may run at once (`--concurrency`).
+    pub fn set_max_concurrent_reconciles(&self, n: u16) {
+        self.inner.compat.max_concurrent(n);
+    }
+
+    /// client-go's `rest_client_requests_total{code,host,method}`: one request to `host` with
+    /// HTTP `method` ended with `code`, or without a response (`None`).
+    pub fn rest_request(&self, host: &str, method: &str, code: Option<u16>) {
+        self.inner.compat.rest_request(host, method, code);
+    }
+
+    /// controller-runtime's `leader_election_master_status{name=lease}`.
+    pub fn set_lease_status(&self, lease: &str, leading: bool) {
+        self.inner.compat.leading(lease, leading);
     }
 
     /// A reconcile failed; `kind` must come from a small fixed set (e.g. the error variant name).
@@ -369,14 +413,35 @@ impl Metrics {
     }
 }
 
-/// Records the reconcile duration into `tfjob_operator_reconcile_duration_seconds` on drop.
-#[derive(Debug)]
-pub struct ReconcileTimer(HistogramTimer);
+/// Records a reconcile's duration and result when finished or dropped.
+pub struct ReconcileTimer {
+    metrics: Metrics,
+    start: Instant,
+    /// `None` once recorded or discarded.
+    result: Option<ReconcileResult>,
+}
 
 impl ReconcileTimer {
     /// Drops the measurement instead of recording it (e.g. a reconcile that was skipped).
-    pub fn discard(self) {
-        self.0.stop_and_discard();
+    pub fn discard(mut self) {
+        self.result = None;
+        self.metrics.inner.compat.finished_without_record();
+    }
+
+    /// Records the reconcile with its result.
+    pub fn finish(mut self, result: ReconcileResult) {
+        self.result = Some(result);
+    }
+}
+
+impl Drop for ReconcileTimer {
+    fn drop(&mut self) {
+        let Some(result) = self.result.take() else {
+            return;
+        };
+        let seconds = self.start.elapsed().as_secs_f64();
+        self.metrics.inner.reconcile_duration.observe(seconds);
+        self.metrics.inner.compat.finished(result, seconds);
     }
 }
 

@@ -87,9 +87,9 @@ fn error_kinds_and_started_watches_are_exported_at_zero() {
 fn reconcile_metrics() {
     let m = metrics();
     m.declare_reconcile_errors(["child_write", "status_write", "job_delete", "undecodable"]);
-    let timer = m.reconcile_timer();
+    let timer = m.reconcile_timer("ns/job");
     drop(timer);
-    m.reconcile_timer().discard();
+    m.reconcile_timer("ns/job").discard();
     m.reconcile_error("child_write");
     m.reconcile_error("child_write");
     m.reconcile_error("status_write");

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::api::core::v1::{Pod, Service};
-use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use tfjob_core::api::TFJob;
@@ -121,18 +121,21 @@ async fn measure(
     }
 }
 
-/// An `events.k8s.io/v1` Event about TFJob `name`, as the operator records one.
+/// A core/v1 Event about TFJob `name`, as the operator records one.
 fn event(name: &str) -> Event {
     serde_json::from_value(json!({
         "metadata": {"name": format!("{name}.created")},
-        "eventTime": "2026-01-01T00:00:00.000000Z",
-        "reportingController": "kubeflow.org/tfjob-operator",
+        "firstTimestamp": "2026-01-01T00:00:00Z",
+        "lastTimestamp": "2026-01-01T00:00:00Z",
+        "count": 1,
+        "source": {"component": "tfjob-controller"},
+        "reportingComponent": "tfjob-controller",
         "reportingInstance": "tfjob-bench",
         "action": "Create",
         "reason": "SuccessfulCreatePod",
-        "note": format!("Created pod: {name}-ps-0, {name}-worker-0, {name}-worker-1, {name}-worker-2"),
+        "message": format!("Created pod: {name}-ps-0, {name}-worker-0, {name}-worker-1, {name}-worker-2"),
         "type": "Normal",
-        "regarding": {"apiVersion": "kubeflow.org/v1", "kind": "TFJob", "namespace": NAMESPACE, "name": name}
+        "involvedObject": {"apiVersion": "kubeflow.org/v1", "kind": "TFJob", "namespace": NAMESPACE, "name": name}
     }))
     .expect("the bench event is valid")
 }

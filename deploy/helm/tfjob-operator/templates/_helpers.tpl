@@ -70,7 +70,7 @@ Role per namespace. Exactly what the operator calls; no secrets, no wildcards:
 - pods, services: the operator's children, created and deleted (with UID preconditions) and
   watched by label. get and patch are part of the install contract (issue 6), for adopting
   orphaned children as upstream does; today's reconciler uses neither.
-- events.k8s.io events: the event recorder creates an event, then patches its series count.
+- events: core/v1 Events with source tfjob-controller (as upstream's), one create each.
 - PodGroups: only with gang scheduling, in the group of the configured scheduler (create, patch
   of the spec, delete with a UID precondition, list+watch as children; get as for pods).
 */}}
@@ -84,9 +84,9 @@ Role per namespace. Exactly what the operator calls; no secrets, no wildcards:
 - apiGroups: [""]
   resources: [pods, services]
   verbs: [create, delete, get, list, patch, watch]
-- apiGroups: [events.k8s.io]
+- apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
 {{- with include "tfjob-operator.podGroupApiGroup" . }}
 - apiGroups: [{{ . }}]
   resources: [podgroups]

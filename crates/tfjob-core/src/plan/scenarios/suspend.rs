@@ -93,7 +93,12 @@ fn resume_recreates_every_replica_even_completed_ones() {
         world.replica_statuses()["Worker"]["completedIndexes"],
         json!("1")
     );
-    world.job.spec.run_policy.get_or_insert_with(Default::default).suspend = Some(true);
+    world
+        .job
+        .spec
+        .run_policy
+        .get_or_insert_with(Default::default)
+        .suspend = Some(true);
     world.step(t(3));
     assert!(world.pod_names().is_empty());
     assert_eq!(
@@ -101,7 +106,12 @@ fn resume_recreates_every_replica_even_completed_ones() {
         None
     );
 
-    world.job.spec.run_policy.get_or_insert_with(Default::default).suspend = Some(false);
+    world
+        .job
+        .spec
+        .run_policy
+        .get_or_insert_with(Default::default)
+        .suspend = Some(false);
     let plan = world.step(t(4));
     let created: Vec<&str> = plan
         .create_pods
