@@ -4,8 +4,10 @@
 //! - [`ops`]: metrics, health and readiness, leader election, the client stack, logging;
 //! - [`webhook`]: the admission webhook (validation, optional defaulting, certificates);
 //! - [`config`]: the command line, parsed into each part's settings;
-//! - [`runtime`]: the process lifecycle (servers, leadership, controller, ordered shutdown).
+//! - [`runtime`]: the process lifecycle (servers, leadership, controller, ordered shutdown);
+//! - [`check`]: the preflight (`tfjob-operator check`).
 
+pub mod check;
 pub mod config;
 pub mod controller;
 pub mod ops;

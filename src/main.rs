@@ -27,6 +27,9 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print the tfjobs.kubeflow.org CustomResourceDefinition as YAML.
     Crd,
+    /// Check that the cluster is ready for the operator run with these flags (preflight):
+    /// PASS/WARN/FAIL lines, exit code 1 when a check fails.
+    Check(Box<RunArgs>),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(tfjob_operator::config::go_style_args(std::env::args()));
     match cli.command {
         Some(Command::Crd) => print_crd(),
+        Some(Command::Check(args)) => tfjob_operator::check::main(*args),
         Some(Command::Run(args)) => tfjob_operator::runtime::main(*args),
         None => tfjob_operator::runtime::main(cli.run),
     }

@@ -81,7 +81,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // so events can be traced to the replica that led (default_identity adds a random suffix).
     let identity = ops::default_identity();
     let settings = args.watch.settings(identity.clone())?;
-    let kube_config = kube_config(args.upstream.kubeconfig.as_deref()).await?;
+    let kube_config = ops::client::load_config(args.upstream.kubeconfig.as_deref()).await?;
     let metrics = Metrics::new().context("cannot register the metrics")?;
     let client = ops::build_client(kube_config, args.client.rate_limit(), &metrics)?;
     let readiness = Readiness::new();
@@ -179,20 +179,6 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
-}
-
-/// The client configuration: `--kubeconfig`, else KUBECONFIG, ~/.kube/config or in-cluster.
-async fn kube_config(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Config> {
-    let Some(path) = kubeconfig else {
-        return kube::Config::infer()
-            .await
-            .context("cannot find Kubernetes credentials; set KUBECONFIG or run inside a cluster");
-    };
-    let file = kube::config::Kubeconfig::read_from(path)
-        .with_context(|| format!("cannot read --kubeconfig {}", path.display()))?;
-    kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-        .await
-        .with_context(|| format!("cannot use --kubeconfig {}", path.display()))
 }
 
 /// Binds the metrics and probe server and, with `--webhook-enabled`, the admission webhook.

@@ -28,7 +28,7 @@ pub mod watch;
 pub mod webhook;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use client::ClientArgs;
 pub use leader::{DEFAULT_LEADER_ELECTION_ID, LeaderArgs};

@@ -17,6 +17,7 @@ use std::{
     time::Duration,
 };
 
+use anyhow::Context as _;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use http::{HeaderValue, Method, Request, Response, header::USER_AGENT};
 use kube::client::ClientBuilder;
@@ -62,6 +63,20 @@ pub enum ClientError {
     /// kube could not build its default stack from the configuration (TLS, auth, proxy).
     #[error("cannot build the Kubernetes client: {0}")]
     Kube(#[source] kube::Error),
+}
+
+/// The client configuration: `--kubeconfig`, else KUBECONFIG, ~/.kube/config or in-cluster.
+pub async fn load_config(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Config> {
+    let Some(path) = kubeconfig else {
+        return kube::Config::infer()
+            .await
+            .context("cannot find Kubernetes credentials; set KUBECONFIG or run inside a cluster");
+    };
+    let file = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("cannot read --kubeconfig {}", path.display()))?;
+    kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+        .await
+        .with_context(|| format!("cannot use --kubeconfig {}", path.display()))
 }
 
 /// Builds the operator's [`kube::Client`] from `config` (see the module docs for the layers).

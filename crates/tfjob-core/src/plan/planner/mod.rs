@@ -107,8 +107,9 @@ impl Pass<'_> {
             Ok(spec) => spec,
             Err(error) => {
                 // An invalid job is failed with every bad field named; nothing else is touched.
+                // The condition carries the hints too: what to change, not only what is wrong.
                 self.record(Transition::Failed(FailReason::Validation(
-                    error.to_string(),
+                    error.explained(),
                 )));
                 return;
             }

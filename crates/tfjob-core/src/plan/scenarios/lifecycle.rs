@@ -188,6 +188,23 @@ fn invalid_jobs_fail_with_a_message_naming_the_field_and_nothing_else() {
     );
     assert_eq!(plan.counters, [JobCounter::Created, JobCounter::Failed]);
     assert!(world.step(t(1)).is_noop());
+
+    // Where upstream's text does not say what to change, the condition adds the hint.
+    let mut world = World::new(
+        &mnist("", "Never").replace("name: tensorflow, image: tf", "name: main, image: tf"),
+    );
+    world.step(t(0));
+    let message = world.job.status.as_ref().unwrap().conditions[1]
+        .message
+        .clone()
+        .unwrap();
+    assert!(
+        message.contains(
+            "Required value: must have at least one container with name tensorflow; rename the \
+             training container to tensorflow"
+        ),
+        "{message}"
+    );
 }
 
 #[test]
