@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
+use super::adoption;
 use super::context::Context;
 use super::error::ReconcileError;
 use super::index::{ChildIndex, JobKey};
@@ -48,10 +49,38 @@ pub async fn apply(
         _ => None,
     };
 
+    let plan_creates_nothing = plan.create_pods.is_empty() && plan.create_services.is_empty();
     let (created_pods, created_services) = futures::join!(
         create_all(&pods, plan.create_pods, |p| ctx.pods.created(p)),
         create_all(&services, plan.create_services, |s| ctx.services.created(s)),
     );
+    if let Some(uid) = job.uid()
+        && !(plan_creates_nothing)
+    {
+        let mut notes = adoption::resolve_taken(
+            ctx,
+            job,
+            &ctx.pods,
+            &pods,
+            "pod",
+            &created_pods.taken,
+            &mut events,
+        )
+        .await;
+        notes.extend(
+            adoption::resolve_taken(
+                ctx,
+                job,
+                &ctx.services,
+                &services,
+                "service",
+                &created_services.taken,
+                &mut events,
+            )
+            .await,
+        );
+        ctx.conflicts.set(&uid, notes);
+    }
     ctx.metrics.pods_created(created_pods.done.len() as u64);
     ctx.metrics
         .services_created(created_services.done.len() as u64);
@@ -224,6 +253,8 @@ async fn apply_pod_group(
 struct Outcome {
     done: Vec<String>,
     failed: Vec<String>,
+    /// Creates whose name was already taken.
+    taken: Vec<String>,
 }
 
 impl Outcome {
@@ -271,9 +302,11 @@ where
                 record(&created);
                 outcome.done.push(created.name_any());
             }
-            // Our cache lagged behind our own earlier write: it exists, which is the goal.
+            // Usually our cache lagged behind our own earlier write; who holds the name is
+            // checked afterwards (adoption::resolve_taken).
             Err(kube::Error::Api(status)) if status.is_already_exists() => {
-                debug!(name = %object.name_any(), "already exists")
+                debug!(name = %object.name_any(), "already exists");
+                outcome.taken.push(object.name_any());
             }
             Err(error) => outcome.failed.push(error.to_string()),
         }
@@ -433,6 +466,7 @@ mod tests {
         let outcome = Outcome {
             done: vec!["a-worker-0".into(), "a-worker-1".into()],
             failed: vec!["boom".into(), "boom".into()],
+            taken: vec![],
         };
         let events = outcome.events(
             "pod",

@@ -8,7 +8,7 @@ use kube::api::ApiResource;
 
 use super::events::EventRecorder;
 use super::index::ChildIndex;
-use super::memory::{Announced, ErrorBackoff, StatusMemo, UndecodableMemo};
+use super::memory::{Announced, Conflicts, ErrorBackoff, StatusMemo, UndecodableMemo};
 use crate::ops::Metrics;
 use tfjob_core::api::naming::CONTROLLER_NAME;
 use tfjob_core::plan::PlanConfig;
@@ -30,6 +30,7 @@ pub struct Context {
     pub backoff: ErrorBackoff,
     pub announced: Announced,
     pub undecodable: UndecodableMemo,
+    pub conflicts: Conflicts,
     /// The installed CRD keeps every field the operator stores; `false` in the degraded mode
     /// of `--allow-upstream-crd`, where those fields are left out of status writes.
     pub crd_compatible: bool,
@@ -57,6 +58,7 @@ impl Context {
             backoff: Default::default(),
             announced: Default::default(),
             undecodable: Default::default(),
+            conflicts: Default::default(),
             crd_compatible: true,
         }
     }

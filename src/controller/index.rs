@@ -17,6 +17,7 @@ use kube::api::DynamicObject;
 use kube_runtime::watcher;
 
 use tfjob_core::api::naming::LABEL_JOB_NAME;
+use tfjob_core::plan::ChildRef;
 use tfjob_core::plan::observe::{PodFacts, PodGroupFacts, ServiceFacts};
 
 /// A job's identity within the operator: namespace and name.
@@ -109,6 +110,9 @@ type Children<F> = HashMap<JobKey, Vec<Entry<F>>>;
 
 struct State<F> {
     live: Children<F>,
+    /// Children controlled by a TFJob other than the one their `job-name` label names, by that
+    /// controlling job: (label key, child, owner UID hash). Almost always empty.
+    mislabelled: HashMap<JobKey, Vec<(JobKey, ChildRef, u64)>>,
     /// The number of the list in progress; children it does not see are swept at its end.
     listing: Option<u32>,
     lists: u32,
@@ -129,6 +133,7 @@ impl<F: ChildFacts> Default for ChildIndex<F> {
         ChildIndex {
             state: RwLock::new(State {
                 live: HashMap::new(),
+                mislabelled: HashMap::new(),
                 listing: None,
                 lists: 0,
                 ready: false,
@@ -153,9 +158,9 @@ impl<F: ChildFacts> ChildIndex<F> {
                 vec![]
             }
             watcher::Event::InitDone => state.sweep(),
-            watcher::Event::Apply(object) => state.upsert(object).into_iter().collect(),
+            watcher::Event::Apply(object) => state.upsert(object),
             watcher::Event::Delete(object) => {
-                let Some((key, entry)) = entry_of::<F>(object) else {
+                let Some((key, entry, _)) = entry_of::<F>(object) else {
                     return vec![];
                 };
                 if let Some(children) = state.live.get_mut(&key) {
@@ -167,6 +172,7 @@ impl<F: ChildFacts> ChildIndex<F> {
                         state.live.remove(&key);
                     }
                 }
+                state.forget_mislabelled(&key, entry.facts.name());
                 vec![key]
             }
         }
@@ -184,6 +190,44 @@ impl<F: ChildFacts> ChildIndex<F> {
                     .iter()
                     .filter(|e| owner.is_none() || e.owner == owner)
                     .map(|e| e.facts.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The children of `key` that no controller owns (orphans with the job's labels): the job
+    /// adopts them, as upstream's controller-ref manager does.
+    pub fn orphans(&self, key: &JobKey) -> Vec<ChildRef> {
+        let state = self.read();
+        state
+            .live
+            .get(key)
+            .map(|children| {
+                children
+                    .iter()
+                    .filter(|e| e.owner.is_none())
+                    .map(|e| ChildRef {
+                        name: e.facts.name().to_string(),
+                        uid: e.facts.uid().map(String::from),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The children controlled by the job `key` (with `owner_uid`) whose `job-name` label no
+    /// longer names it: the job releases them, as upstream's controller-ref manager does.
+    pub fn to_release(&self, key: &JobKey, owner_uid: &str) -> Vec<ChildRef> {
+        let owner = uid_hash(owner_uid);
+        let state = self.read();
+        state
+            .mislabelled
+            .get(key)
+            .map(|children| {
+                children
+                    .iter()
+                    .filter(|(_, _, hash)| *hash == owner)
+                    .map(|(_, child, _)| child.clone())
                     .collect()
             })
             .unwrap_or_default()
@@ -232,9 +276,17 @@ impl<F: ChildFacts> ChildIndex<F> {
 
 impl<F: ChildFacts> State<F> {
     /// Inserts or updates a child, unless the cache already holds a newer version of the same
-    /// incarnation; returns its job. During a list the child counts as seen by it either way.
-    fn upsert(&mut self, object: &F::Object) -> Option<JobKey> {
-        let (key, mut entry) = entry_of::<F>(object)?;
+    /// incarnation; returns its job (and the job controlling it, when another). During a list
+    /// the child counts as seen by it either way.
+    fn upsert(&mut self, object: &F::Object) -> Vec<JobKey> {
+        let Some((key, mut entry, controller)) = entry_of::<F>(object) else {
+            return vec![];
+        };
+        let name = entry.facts.name().to_string();
+        let child = ChildRef {
+            name: name.clone(),
+            uid: entry.facts.uid().map(String::from),
+        };
         entry.listed = self.listing.unwrap_or(self.lists);
         let children = self.live.entry(key.clone()).or_default();
         match children
@@ -253,7 +305,28 @@ impl<F: ChildFacts> State<F> {
                 children.shrink_to_fit();
             }
         }
-        Some(key)
+        self.forget_mislabelled(&key, &name);
+        match controller {
+            Some((owner_key, owner)) => {
+                self.mislabelled
+                    .entry(owner_key.clone())
+                    .or_default()
+                    .push((key.clone(), child, owner));
+                vec![key, owner_key]
+            }
+            None => vec![key],
+        }
+    }
+
+    /// Drops the record of child `name` (under label key `key`) as controlled by another job.
+    fn forget_mislabelled(&mut self, key: &JobKey, name: &str) {
+        if self.mislabelled.is_empty() {
+            return;
+        }
+        self.mislabelled.retain(|_, children| {
+            children.retain(|(label, child, _)| !(label == key && child.name == name));
+            !children.is_empty()
+        });
     }
 
     /// Ends a list: drops the children it did not see; returns every job, since any of them
@@ -266,6 +339,14 @@ impl<F: ChildFacts> State<F> {
                 !children.is_empty()
             });
             self.live.shrink_to_fit();
+            let live = &self.live;
+            self.mislabelled.retain(|_, children| {
+                children.retain(|(label, child, _)| {
+                    live.get(label)
+                        .is_some_and(|c| c.iter().any(|e| e.facts.name() == child.name))
+                });
+                !children.is_empty()
+            });
         }
         self.ready = true;
         touched.sort();
@@ -280,15 +361,26 @@ fn uid_hash(uid: &str) -> u64 {
     hasher.finish()
 }
 
-/// The index entry of a child and its job (from the job-name label).
-fn entry_of<F: ChildFacts>(object: &F::Object) -> Option<(JobKey, Entry<F>)> {
+/// A TFJob controlling a child whose `job-name` label names another job: its key and UID hash.
+type OtherController = (JobKey, u64);
+
+/// The index entry of a child and its job (from the job-name label), and, when a TFJob other
+/// than that job controls it, that TFJob.
+fn entry_of<F: ChildFacts>(
+    object: &F::Object,
+) -> Option<(JobKey, Entry<F>, Option<OtherController>)> {
     let job = F::job_of(object)?;
-    let key = (object.namespace().unwrap_or_default(), job);
-    let owner = object
+    let namespace = object.namespace().unwrap_or_default();
+    let controller = object
         .owner_references()
         .iter()
-        .find(|o| o.controller == Some(true) && o.kind == "TFJob")
-        .map(|o| uid_hash(&o.uid));
+        .find(|o| o.controller == Some(true));
+    // Any controller counts: a child another kind of controller owns is not an orphan.
+    let owner = controller.map(|o| uid_hash(&o.uid));
+    let mislabelled = controller
+        .filter(|o| o.kind == "TFJob" && o.name != job)
+        .map(|o| ((namespace.clone(), o.name.clone()), uid_hash(&o.uid)));
+    let key = (namespace, job);
     let resource_version = object
         .resource_version()
         .and_then(|v| v.parse().ok())
@@ -301,6 +393,7 @@ fn entry_of<F: ChildFacts>(object: &F::Object) -> Option<(JobKey, Entry<F>)> {
             resource_version,
             listed: 0,
         },
+        mislabelled,
     ))
 }
 

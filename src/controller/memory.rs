@@ -5,7 +5,8 @@
 //! - [`StatusMemo`]: statuses this operator wrote, until the TFJob cache catches up;
 //! - [`Announced`]: pod warnings already announced (one event per pod and message);
 //! - [`UndecodableMemo`]: undecodable TFJobs already marked Failed;
-//! - [`ErrorBackoff`]: per-job exponential back-off of failed reconciles.
+//! - [`ErrorBackoff`]: per-job exponential back-off of failed reconciles;
+//! - [`Conflicts`]: child names taken by objects of other controllers, per job.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -125,6 +126,32 @@ impl UndecodableMemo {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(uid.into(), rv.into());
+    }
+}
+
+/// Children a job cannot create because an object of the same name belongs to someone else,
+/// by job UID: what the job's condition message names until the name is free.
+#[derive(Default)]
+pub struct Conflicts(Mutex<HashMap<String, Vec<String>>>);
+
+impl Conflicts {
+    /// The notes for job `uid` (empty when nothing blocks it).
+    pub fn notes(&self, uid: &str) -> Vec<String> {
+        self.lock().get(uid).cloned().unwrap_or_default()
+    }
+
+    /// Replaces what blocks job `uid`.
+    pub fn set(&self, uid: &str, notes: Vec<String>) {
+        let mut conflicts = self.lock();
+        if notes.is_empty() {
+            conflicts.remove(uid);
+        } else {
+            conflicts.insert(uid.to_string(), notes);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<String>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

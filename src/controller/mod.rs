@@ -5,6 +5,7 @@
 //! caches must be complete before the first reconcile, or a reconcile would see "no pods" and
 //! create them again; so the controller starts only once they have synced.
 
+pub mod adoption;
 pub mod apply;
 pub mod cache;
 pub mod context;
@@ -275,9 +276,12 @@ fn scope_controller(
                     }
                     None
                 }
-                Ok(
-                    watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::Delete(_),
-                ) => None,
+                Ok(watcher::Event::Delete(job)) => {
+                    // Its pending request, if any, never runs (kube-runtime drops it).
+                    queue_metrics.reconcile_dropped(&job_key(&job));
+                    None
+                }
+                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => None,
                 Err(error) => Some(Err(error)),
             })
         })
@@ -298,6 +302,7 @@ fn scope_controller(
     });
     let concurrency = settings.concurrency;
     let reader = store.clone();
+    let queued = store.clone();
     let trigger_metrics = metrics.clone();
     let run = async move {
         let mut tasks = vec![tokio::spawn(pod_watch), tokio::spawn(service_watch)];
@@ -323,8 +328,11 @@ fn scope_controller(
             "child caches synced"
         );
         let triggers = tokio_stream_of(trigger_rx).inspect(move |job: &ObjectRef<Object>| {
-            let namespace = job.namespace.as_deref().unwrap_or_default();
-            trigger_metrics.reconcile_queued(&format!("{namespace}/{}", job.name));
+            // A child of a deleted job triggers nothing that will run.
+            if queued.get(job).is_some() {
+                let namespace = job.namespace.as_deref().unwrap_or_default();
+                trigger_metrics.reconcile_queued(&format!("{namespace}/{}", job.name));
+            }
         });
         Controller::for_stream(job_stream, reader)
             .reconcile_on(triggers)

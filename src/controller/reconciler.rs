@@ -16,6 +16,7 @@ use kube_runtime::controller::Action;
 use kube_runtime::events::{Event, EventType};
 use tracing::{debug, instrument, warn};
 
+use super::adoption;
 use super::apply::apply;
 use super::cache::CachedJob;
 use super::context::Context;
@@ -23,9 +24,13 @@ use super::degraded;
 use super::error::ReconcileError;
 use crate::ops::metrics::ReconcileResult;
 use tfjob_core::api::TFJob;
+use tfjob_core::api::is_managed_by_this_operator;
 use tfjob_core::plan::{Observed, plan_resolved, plan_undecodable};
 
 pub type Object = DeserializeGuard<CachedJob>;
+
+/// How soon a job whose child name another object holds looks again.
+const BLOCKED_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[instrument(skip_all, fields(namespace = %object.namespace().unwrap_or_default(), name = %object.name_any()))]
 pub async fn reconcile(object: Arc<Object>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
@@ -67,8 +72,15 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<(Action, bool),
         None => Cow::Borrowed(job),
     };
 
+    if job.metadata.deletion_timestamp.is_none() && is_managed_by_this_operator(&job) {
+        adoption::claim(ctx, &job, &key).await;
+    }
     let pods = ctx.pods.children(&key, uid.as_deref());
     let services = ctx.services.children(&key, uid.as_deref());
+    let notes = uid
+        .as_deref()
+        .map(|uid| ctx.conflicts.notes(uid))
+        .unwrap_or_default();
     let pod_group = ctx.pod_groups.as_ref().and_then(|(index, _)| {
         index
             .children(&key, uid.as_deref())
@@ -84,6 +96,7 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<(Action, bool),
         services: &services,
         pod_group: pod_group.as_ref(),
         priority_classes: priority_classes.as_ref(),
+        notes: &notes,
     };
     let mut plan = plan_resolved(
         &job,
@@ -101,7 +114,8 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<(Action, bool),
     {
         plan.events.push(degraded::warning());
     }
-    let requeued = plan.requeue_after.is_some();
+    let requeue_after = plan.requeue_after;
+    let requeued = requeue_after.is_some();
     let action = match plan.requeue_after {
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
@@ -119,6 +133,15 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<(Action, bool),
     );
     apply(ctx, &job, &key, &current, plan).await?;
     ctx.backoff.succeeded(&backoff_key(&key.0, &key.1));
+    // A child name another object holds: look again soon (it is not watched), to report it in
+    // the condition and to create the child once the name is free.
+    let blocked = uid
+        .as_deref()
+        .is_some_and(|uid| !ctx.conflicts.notes(uid).is_empty());
+    if blocked {
+        let soon = requeue_after.map_or(BLOCKED_RETRY, |after| after.min(BLOCKED_RETRY));
+        return Ok((Action::requeue(soon), true));
+    }
     Ok((action, requeued))
 }
 

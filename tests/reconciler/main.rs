@@ -3,6 +3,7 @@
 
 mod lifecycle;
 mod limits;
+mod ownership;
 mod restarts;
 mod scaling;
 mod success;

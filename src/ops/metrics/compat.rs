@@ -180,6 +180,16 @@ impl Compat {
             .set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
     }
 
+    /// A pending request for `job` is dropped (the job is gone).
+    pub(super) fn dropped(&self, job: &str) {
+        let mut pending = self.lock();
+        if pending.remove(job).is_some() {
+            self.queue_depth
+                .with_label_values(&[CONTROLLER])
+                .set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
+        }
+    }
+
     /// A reconcile of `job` starts.
     pub(super) fn started(&self, job: &str) {
         let since = {

@@ -327,6 +327,11 @@ impl Metrics {
         self.inner.compat.queued(job);
     }
 
+    /// A pending reconcile of `job` will not run (the job is gone).
+    pub fn reconcile_dropped(&self, job: &str) {
+        self.inner.compat.dropped(job);
+    }
+
     /// How many reconciles may run at once (`--concurrency`).
     pub fn set_max_concurrent_reconciles(&self, n: u16) {
         self.inner.compat.max_concurrent(n);

@@ -43,6 +43,33 @@ pub fn is_finished(conditions: &[JobCondition]) -> bool {
     is_true(conditions, SUCCEEDED) || is_true(conditions, FAILED)
 }
 
+/// What separates a condition's own message from the notes the operator appends to it.
+pub const NOTES_MARK: &str = " Note: ";
+
+/// Appends `notes` (what keeps the job from progressing, e.g. a child that cannot be created)
+/// to the message of the newest condition, replacing earlier notes, and removes notes from every
+/// older one; types, statuses, reasons and times stay, so clients that match upstream's message
+/// prefixes still do. No notes restore the conditions' own messages. Returns whether a message
+/// changed.
+pub fn annotate(conditions: &mut [JobCondition], notes: &[String]) -> bool {
+    let newest = conditions.len().saturating_sub(1);
+    let mut changed = false;
+    for (i, condition) in conditions.iter_mut().enumerate() {
+        let message = condition.message.clone().unwrap_or_default();
+        let own = message.split(NOTES_MARK).next().unwrap_or_default();
+        let annotated = if i == newest && !notes.is_empty() {
+            format!("{own}{NOTES_MARK}{}", notes.join(" "))
+        } else {
+            own.to_string()
+        };
+        if annotated != message {
+            condition.message = Some(annotated);
+            changed = true;
+        }
+    }
+    changed
+}
+
 /// Upstream's `UpdateJobConditions`. Returns whether the list changed.
 pub fn set(
     conditions: &mut Vec<JobCondition>,
@@ -211,5 +238,59 @@ mod tests {
         assert!(!set(&mut c, RUNNING, TRUE, reason::RUNNING, "r", at(3)));
         assert_eq!(c, before);
         assert!(is_finished(&c));
+    }
+
+    #[test]
+    fn notes_annotate_the_newest_condition_and_go_away() {
+        let mut c = Vec::new();
+        set(
+            &mut c,
+            CREATED,
+            TRUE,
+            reason::CREATED,
+            "TFJob j is created.",
+            at(0),
+        );
+        let note = |n: &str| vec![n.to_string()];
+        let cases: [(Vec<String>, &str, bool); 4] = [
+            (
+                note("j-worker-0 cannot be created: taken."),
+                "TFJob j is created. Note: j-worker-0 cannot be created: taken.",
+                true,
+            ),
+            (
+                note("j-worker-0 cannot be created: taken."),
+                "TFJob j is created. Note: j-worker-0 cannot be created: taken.",
+                false,
+            ),
+            (
+                vec!["a.".into(), "b.".into()],
+                "TFJob j is created. Note: a. b.",
+                true,
+            ),
+            (vec![], "TFJob j is created.", true),
+        ];
+        for (notes, want, changed) in cases {
+            assert_eq!(annotate(&mut c, &notes), changed, "{notes:?}");
+            assert_eq!(c[0].message.as_deref(), Some(want));
+            assert_eq!(c[0].last_transition_time, Some(Time(at(0))), "times stay");
+        }
+        assert!(!annotate(&mut [], &note("x")));
+        // A newer condition takes the notes; the older one gets its own message back.
+        annotate(&mut c, &note("n."));
+        set(
+            &mut c,
+            RUNNING,
+            TRUE,
+            reason::RUNNING,
+            "TFJob ns/j is running.",
+            at(1),
+        );
+        assert!(annotate(&mut c, &note("n.")));
+        assert_eq!(c[0].message.as_deref(), Some("TFJob j is created."));
+        assert_eq!(
+            c[1].message.as_deref(),
+            Some("TFJob ns/j is running. Note: n.")
+        );
     }
 }

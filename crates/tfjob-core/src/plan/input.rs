@@ -25,4 +25,7 @@ pub struct Observed<'a> {
     pub pod_group: Option<&'a PodGroupFacts>,
     /// PriorityClass name → value, for the PodGroup's default `minResources`.
     pub priority_classes: Option<&'a BTreeMap<String, i32>>,
+    /// What the shell found that keeps the job from progressing (e.g. a child name taken by
+    /// an object of another controller), appended to the current condition's message.
+    pub notes: &'a [String],
 }

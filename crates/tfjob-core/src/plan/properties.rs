@@ -147,7 +147,7 @@ proptest! {
             service_mode: if per_job { ServiceMode::PerJob } else { ServiceMode::PerReplica },
             gang: None,
         };
-        let observed = super::Observed { pods: &facts, services: &services, pod_group: None, priority_classes: None };
+        let observed = super::Observed { pods: &facts, services: &services, pod_group: None, priority_classes: None, notes: &[] };
         let result = plan(&job, &observed, t(now), &config);
 
         for child in result.create_pods.iter().map(|p| &p.metadata).chain(result.create_services.iter().map(|s| &s.metadata)) {

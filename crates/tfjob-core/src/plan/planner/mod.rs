@@ -56,8 +56,12 @@ pub fn plan_resolved(
         observed: *observed,
         status: observed_status.clone(),
         plan: Plan::default(),
+        running: false,
     };
     pass.run(spec);
+    // Notes describe a running job's obstacles; any other outcome clears them.
+    let notes = if pass.running { observed.notes } else { &[] };
+    conditions::annotate(&mut pass.status.conditions, notes);
     let mut plan = pass.plan;
     if pass.status != observed_status {
         plan.status = Some(pass.status);
@@ -92,6 +96,8 @@ struct Pass<'a> {
     /// The status being built; starts as the observed one.
     status: JobStatus,
     plan: Plan,
+    /// The pass ended with the job running (not finished, suspended or waiting for admission).
+    running: bool,
 }
 
 impl Pass<'_> {
@@ -154,6 +160,7 @@ impl Pass<'_> {
         {
             self.requeue_at(expiry);
         }
+        self.running = true;
     }
 
     /// Records a transition (condition, event, counter); true when the condition changed.

@@ -248,3 +248,33 @@ fn unhealthy_pods_are_reported_as_pod_warnings() {
         "announced by the shell, once per message"
     );
 }
+
+/// What the shell reports (a child name taken by another controller's object) shows in the
+/// current condition's message while it lasts, and goes away with it.
+#[test]
+fn notes_from_the_shell_annotate_the_current_condition_while_they_last() {
+    let mut world = World::new(&mnist("", "Never"));
+    world.notes = vec!["pod mnist-worker-1 cannot be created: taken.".into()];
+    world.step(t(0));
+    let message = |world: &World| {
+        world
+            .job
+            .status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .last()
+            .unwrap()
+            .message
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(
+        message(&world),
+        "TFJob mnist is created. Note: pod mnist-worker-1 cannot be created: taken."
+    );
+    assert_eq!(world.conditions(), ["Created=True/TFJobCreated"]);
+    world.notes.clear();
+    world.step(t(1));
+    assert_eq!(message(&world), "TFJob mnist is created.");
+}

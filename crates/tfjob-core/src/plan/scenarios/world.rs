@@ -23,6 +23,8 @@ pub struct World {
     /// The job's PodGroup (gang scheduling), as the apiserver holds it.
     pub pod_group: Option<PodGroupFacts>,
     pub job_deleted: bool,
+    /// What the shell would report about the job (see `Observed::notes`).
+    pub notes: Vec<String>,
     next_uid: u32,
 }
 
@@ -35,6 +37,7 @@ impl World {
             config: PlanConfig::default(),
             pod_group: None,
             job_deleted: false,
+            notes: Vec::new(),
             next_uid: 0,
         }
     }
@@ -47,6 +50,7 @@ impl World {
             services: &services,
             pod_group: self.pod_group.as_ref(),
             priority_classes: None,
+            notes: &self.notes,
         };
         plan(&self.job, &observed, now, &self.config)
     }
