@@ -25,6 +25,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /usr/local/bin/tfjob-operator /usr/local/bin/tfjob-operator
+# The same binary as /manager, upstream's entry point: a training-operator Deployment that runs
+# `command: [/manager]` with upstream's flags works with this image unchanged.
+COPY --from=build /usr/local/bin/tfjob-operator /manager
 # distroless's nonroot user, numerically, so that the kubelet can verify runAsNonRoot.
 USER 65532:65532
 # /metrics and /healthz + /readyz (the chart's metrics.port and healthProbe.port).

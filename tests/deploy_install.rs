@@ -2,7 +2,9 @@
 //! to the real control plane with server-side apply — then run (out of cluster, but with the
 //! Deployment's own args and env) under the installed ServiceAccount's identity. The seed's
 //! TFJob must succeed with nothing but the installed RBAC, and `kubectl auth can-i` must show
-//! that the same identity can do nothing else.
+//! that the same identity can do nothing else. Both install the validating webhook, as
+//! upstream's does (failurePolicy Fail), served by the same process: a bad TFJob is refused at
+//! create time with upstream's text.
 
 use test_support as support;
 use test_support::deploy;
@@ -14,7 +16,7 @@ use serde_json::{Value, json};
 use tfjob_core::api::TFJob;
 
 use deploy::access::{Check, assert_access, may, may_not};
-use deploy::process::OperatorProcess;
+use deploy::process::{OperatorProcess, free_address};
 use deploy::{NAMESPACE, cluster, helm, kustomize, objects, repo_path};
 use support::operator::{await_events, conditions, has, sim_kubelet, submit};
 use support::{TestContext, control_plane, secs, unique_suffix, wait_for};
@@ -47,14 +49,24 @@ async fn kustomize_base_runs_the_seed_tfjob_with_only_its_rbac() {
 
 async fn install_and_run(how: &str, objs: &[Value], leader_election: bool) {
     let admin = support::client().await;
-    let installed = cluster::install(&admin, objs, NAMESPACE).await;
+    let webhook = free_address();
+    let mut objs = objs.to_vec();
+    cluster::route_webhooks_to(&mut objs, webhook);
+    let installed = cluster::install(&admin, &objs, NAMESPACE).await;
     let ctx = TestContext::new(&format!("{how}-install")).await;
     let dir = work_dir(how);
 
-    let deployment = objects::one(objs, "Deployment");
+    let deployment = objects::one(&objs, "Deployment");
     let kubeconfig = cluster::operator_kubeconfig(&dir);
-    let mut operator = OperatorProcess::start(deployment, &kubeconfig, &dir);
+    let mut operator = OperatorProcess::start(deployment, &kubeconfig, &dir, Some(webhook));
+    assert_eq!(
+        operator.webhook,
+        Some(webhook),
+        "the webhook is on by default"
+    );
+    // Ready means the apiserver trusts the webhook's certificate (its CA is in caBundle).
     operator.wait_ready(secs(30)).await;
+    assert_bad_job_is_refused(&ctx).await;
     let (code, _) = operator.get(operator.probes, "/healthz").await;
     assert_eq!(code, 200, "/healthz");
     if leader_election {
@@ -137,6 +149,41 @@ async fn install_and_run(how: &str, objs: &[Value], leader_election: bool) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A TFJob without replicas is refused by the installed webhook with upstream's exact text,
+/// and nothing is stored.
+async fn assert_bad_job_is_refused(ctx: &TestContext) {
+    let empty = serde_json::from_value::<TFJob>(json!({
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "TFJob",
+        "metadata": { "name": "no-replicas" },
+        "spec": { "tfReplicaSpecs": {} }
+    }))
+    .expect("a TFJob");
+    let jobs: Api<TFJob> = ctx.api();
+    let refused = wait_for(
+        secs(20),
+        "the webhook to refuse a TFJob without replicas",
+        || async {
+            match jobs.create(&Default::default(), &empty).await {
+                Err(kube::Error::Api(status)) if status.message.contains("denied the request") => {
+                    Ok(status.message)
+                }
+                Ok(_) => {
+                    let _ = jobs.delete("no-replicas", &Default::default()).await;
+                    Err("admitted".to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        refused,
+        "admission webhook \"validator.tfjob.training-operator.kubeflow.org\" denied the request: \
+         spec.tfReplicaSpecs: Required value: must be required"
+    );
+}
+
 /// What the operator's identity may do — exactly its rules — and a sample of what it must not.
 fn access_checks(ns: &str, leader_election: bool) -> Vec<Check> {
     let system = NAMESPACE;
@@ -208,6 +255,21 @@ fn access_checks(ns: &str, leader_election: bool) -> Vec<Check> {
         may_not("impersonate users"),
         may_not(format!("create podgroups.scheduling.volcano.sh -n {ns}")),
         may_not(format!("create podgroups.scheduling.x-k8s.io -n {ns}")),
+        // The webhook adds its CA to its own configuration, and nothing else.
+        may(
+            "get validatingwebhookconfigurations.admissionregistration.k8s.io/tfjob-operator-validator",
+        ),
+        may(
+            "patch validatingwebhookconfigurations.admissionregistration.k8s.io/tfjob-operator-validator",
+        ),
+        may_not("get validatingwebhookconfigurations.admissionregistration.k8s.io/other"),
+        may_not("list validatingwebhookconfigurations.admissionregistration.k8s.io"),
+        may_not(
+            "delete validatingwebhookconfigurations.admissionregistration.k8s.io/tfjob-operator-validator",
+        ),
+        may_not(
+            "patch mutatingwebhookconfigurations.admissionregistration.k8s.io/tfjob-operator-defaulter",
+        ),
         may_not("* *"),
     ];
     if leader_election {

@@ -160,12 +160,13 @@ fn notes_say_where_it_runs_and_what_it_watches() {
         "replicas": 2,
         "leaderElection": { "enabled": true },
         "prometheusRule": { "enabled": true },
+        "webhook": { "enabled": false },
     }));
     assert!(notes.contains("namespaces team-a, team-b"), "{notes}");
     assert!(notes.contains("2 replicas with leader election"), "{notes}");
     assert!(notes.contains("TFJobOperatorDown"), "{notes}");
     assert!(!notes.contains("Admission webhook"), "{notes}");
-    let notes = helm::notes(&json!({ "webhook": { "enabled": true } }));
+    let notes = helm::notes(&json!({}));
     assert!(
         notes.contains("Admission webhook: ValidatingWebhookConfiguration tfjob-operator-validator (failurePolicy Fail)"),
         "{notes}"

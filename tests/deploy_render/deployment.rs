@@ -42,7 +42,14 @@ fn deployment_runs_restricted_with_probes_and_the_downward_api() {
             )
         })
         .collect();
-    assert_eq!(ports, [("metrics".into(), 8080), ("health".into(), 8081)]);
+    assert_eq!(
+        ports,
+        [
+            ("metrics".into(), 8080),
+            ("health".into(), 8081),
+            ("webhook".into(), 9443)
+        ]
+    );
     assert_eq!(
         c["livenessProbe"]["httpGet"],
         json!({ "path": "/healthz", "port": "health" })
@@ -129,7 +136,7 @@ fn every_flag_value_reaches_the_operator() {
             .expect("env")
             .contains(&json!({ "name": "RUST_BACKTRACE", "value": "1" }))
     );
-    let service = one(&objs, "Service");
+    let service = get(&objs, "Service", "tfjob-operator-metrics");
     assert_eq!(
         service["metadata"]["annotations"]["prometheus.io/port"],
         "9090"

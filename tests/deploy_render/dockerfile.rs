@@ -98,6 +98,11 @@ fn dockerfile_builds_the_tested_binary_as_non_root() {
         "the image's entrypoint runs"
     );
     assert!(lines.contains(&r#"ENTRYPOINT ["/usr/local/bin/tfjob-operator"]"#));
+    // Upstream's Deployments run `command: [/manager]`: the same binary is there too.
+    assert!(
+        lines.contains(&"COPY --from=build /usr/local/bin/tfjob-operator /manager"),
+        "the image has /manager"
+    );
 }
 
 /// The repository files the operator binary is compiled from, from rustc's dep-info of the

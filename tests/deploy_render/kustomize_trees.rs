@@ -69,8 +69,8 @@ fn kustomize_trees_match_the_chart() {
         json!({ "replicas": 2, "leaderElection": { "enabled": true } }),
     );
     assert_same_objects(
-        "deploy/kustomize/overlays/webhook",
-        json!({ "webhook": { "enabled": true } }),
+        "deploy/kustomize/overlays/without-webhook",
+        json!({ "webhook": { "enabled": false } }),
     );
     let base = kustomize::build("deploy/kustomize/base");
     let namespace = one(&base, "Namespace");

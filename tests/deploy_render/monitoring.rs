@@ -63,7 +63,7 @@ fn monitoring_objects_use_the_operators_metric_names() {
 
     // ServiceMonitor → the metrics Service, by its labels and port name.
     let monitor = one(&objs, "ServiceMonitor");
-    let service = one(&objs, "Service");
+    let service = get(&objs, "Service", "tfjob-operator-metrics");
     for (key, value) in monitor["spec"]["selector"]["matchLabels"]
         .as_object()
         .expect("selector")

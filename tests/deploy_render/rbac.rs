@@ -9,15 +9,23 @@ fn default_render_is_cluster_wide_with_exactly_the_operators_rules() {
         ids(&objs),
         [
             "ClusterRole tfjob-operator",
+            "ClusterRole tfjob-operator-webhook",
             "ClusterRoleBinding tfjob-operator",
+            "ClusterRoleBinding tfjob-operator-webhook",
             "Deployment tfjob-system/tfjob-operator",
             "Service tfjob-system/tfjob-operator-metrics",
+            "Service tfjob-system/tfjob-operator-webhook",
             "ServiceAccount tfjob-system/tfjob-operator",
-        ]
+            "ValidatingWebhookConfiguration tfjob-operator-validator",
+        ],
+        "the webhook is on by default, as upstream's"
     );
     assert_least_privilege(&objs);
-    assert_eq!(rules(one(&objs, "ClusterRole")), cluster_wide_rules());
-    let binding = one(&objs, "ClusterRoleBinding");
+    assert_eq!(
+        rules(get(&objs, "ClusterRole", "tfjob-operator")),
+        cluster_wide_rules()
+    );
+    let binding = get(&objs, "ClusterRoleBinding", "tfjob-operator");
     assert_eq!(binding["roleRef"]["name"], "tfjob-operator");
     assert_eq!(
         binding["subjects"],
@@ -41,7 +49,7 @@ fn default_render_is_cluster_wide_with_exactly_the_operators_rules() {
     );
 
     // The metrics Service: scrape annotations, the container's metrics port.
-    let service = one(&objs, "Service");
+    let service = get(&objs, "Service", "tfjob-operator-metrics");
     let annotations = &service["metadata"]["annotations"];
     assert_eq!(annotations["prometheus.io/scrape"], "true");
     assert_eq!(annotations["prometheus.io/path"], "/metrics");
@@ -65,6 +73,8 @@ fn rbac_and_service_account_can_be_brought_along() {
         [
             "Deployment tfjob-system/tfjob-operator",
             "Service tfjob-system/tfjob-operator-metrics",
+            "Service tfjob-system/tfjob-operator-webhook",
+            "ValidatingWebhookConfiguration tfjob-operator-validator",
         ]
     );
     let pod = &one(&objs, "Deployment")["spec"]["template"]["spec"];
@@ -80,7 +90,15 @@ fn namespaced_mode_grants_roles_only_in_the_listed_namespaces() {
         rules(get(&objs, "ClusterRole", "tfjob-operator-cluster-scoped")),
         [CRD_RULE]
     );
-    assert_eq!(all(&objs, "ClusterRole").len(), 1, "{:?}", ids(&objs));
+    let cluster_roles: Vec<&str> = all(&objs, "ClusterRole")
+        .into_iter()
+        .map(objects::name)
+        .collect();
+    assert_eq!(
+        cluster_roles,
+        ["tfjob-operator-cluster-scoped", "tfjob-operator-webhook"],
+        "no other ClusterRole"
+    );
     for ns in ["team-a", "team-b"] {
         let role = objs
             .iter()
@@ -157,7 +175,7 @@ fn gang_scheduler_adds_podgroup_and_priority_class_rules() {
         expected.push(priority_classes.to_string());
         expected.sort();
         assert_eq!(
-            rules(one(&objs, "ClusterRole")),
+            rules(get(&objs, "ClusterRole", "tfjob-operator")),
             expected,
             "gang scheduler {name}"
         );

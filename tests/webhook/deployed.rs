@@ -21,15 +21,12 @@ async fn operator_client() -> kube::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deployed_rbac_is_all_the_self_signed_mode_needs() {
-    // The kustomize overlay's objects (equal to the chart's, a render test checks): the
+    // The kustomize base's webhook objects (equal to the chart's, a render test checks): the
     // configuration, narrowed to this test's namespace, and the ClusterRole with its binding.
     let ctx = TestContext::new("webhook-rbac").await;
-    let overlay = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/kustomize/overlays/webhook"
-    );
+    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kustomize/base");
     let read =
-        |file: &str| std::fs::read_to_string(format!("{overlay}/{file}")).expect("an overlay file");
+        |file: &str| std::fs::read_to_string(format!("{base}/{file}")).expect("a kustomize file");
     let mut config: Value =
         serde_saphyr::from_str(&read("validating-webhook-configuration.yaml")).expect("YAML");
     config["webhooks"][0]["namespaceSelector"] =

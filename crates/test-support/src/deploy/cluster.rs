@@ -172,3 +172,28 @@ pub fn operator_kubeconfig(dir: &Path) -> PathBuf {
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     path
 }
+
+/// Points every webhook of the rendered admission configurations at `https://<addr><path>`
+/// instead of the chart's Service: the operator runs out of cluster, and this control plane has
+/// no Service network, but its apiserver reaches loopback. Everything else stays as rendered
+/// (rules, failurePolicy, namespaceSelector); the operator still adds its CA to caBundle.
+pub fn route_webhooks_to(objs: &mut [Value], addr: std::net::SocketAddr) {
+    for obj in objs.iter_mut().filter(|o| {
+        matches!(
+            kind(o),
+            "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration"
+        )
+    }) {
+        for webhook in obj["webhooks"].as_array_mut().into_iter().flatten() {
+            let path = webhook["clientConfig"]["service"]["path"]
+                .as_str()
+                .unwrap_or("/")
+                .to_string();
+            let config = webhook["clientConfig"]
+                .as_object_mut()
+                .expect("a webhook's clientConfig");
+            config.remove("service");
+            config.insert("url".into(), Value::String(format!("https://{addr}{path}")));
+        }
+    }
+}

@@ -13,7 +13,7 @@ pub const TREES: &[&str] = &[
     "deploy/kustomize/overlays/cluster-wide",
     "deploy/kustomize/overlays/single-namespace",
     "deploy/kustomize/overlays/leader-election",
-    "deploy/kustomize/overlays/webhook",
+    "deploy/kustomize/overlays/without-webhook",
 ];
 
 /// `kubectl kustomize DIR` as YAML; Err with kubectl's message when the build fails.

@@ -1,7 +1,9 @@
 //! The operator binary (`target/<profile>/tfjob-operator`) run out of cluster the way a rendered
 //! Deployment runs it: the container's args and env (downward-API fields filled in as the
-//! kubelet would), with a kubeconfig for the chart's ServiceAccount. Only the two listen
-//! addresses change, to free loopback ports, so that tests never collide on :8080/:8081.
+//! kubelet would), with a kubeconfig for the chart's ServiceAccount. Only the listen addresses
+//! change, to free loopback ports, so that tests never collide on :8080/:8081/:9443; with the
+//! webhook on, its certificate also names 127.0.0.1, where the apiserver reaches it (see
+//! [`super::cluster::route_webhooks_to`]).
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -23,13 +25,15 @@ pub struct OperatorProcess {
     pub metrics: SocketAddr,
     /// Where `/healthz` and `/readyz` are served.
     pub probes: SocketAddr,
+    /// Where the admission webhook listens (HTTPS), when the Deployment enables it.
+    pub webhook: Option<SocketAddr>,
     /// `POD_NAME` as the downward API would set it: the leader identity.
     pub pod_name: String,
 }
 
 /// A free loopback port (bound, read, released: a tiny race other tests on the machine would
 /// have to win).
-fn free_address() -> SocketAddr {
+pub fn free_address() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
@@ -61,10 +65,18 @@ fn env_of(deployment: &Value, pod_name: &str) -> Vec<(String, String)> {
 
 impl OperatorProcess {
     /// Starts the binary as `deployment`'s container, logging to `dir/operator.log`.
-    pub fn start(deployment: &Value, kubeconfig: &Path, dir: &Path) -> OperatorProcess {
+    /// `webhook` is where it should serve the admission webhook when the Deployment enables
+    /// it (a free port otherwise).
+    pub fn start(
+        deployment: &Value,
+        kubeconfig: &Path,
+        dir: &Path,
+        webhook: Option<SocketAddr>,
+    ) -> OperatorProcess {
         let (metrics, probes) = (free_address(), free_address());
+        let webhook_addr = webhook.unwrap_or_else(free_address);
         let mut replaced = 0;
-        let args: Vec<String> = objects::args(deployment)
+        let mut args: Vec<String> = objects::args(deployment)
             .into_iter()
             .map(|arg| {
                 if arg.starts_with("--metrics-bind-address=") {
@@ -73,6 +85,8 @@ impl OperatorProcess {
                 } else if arg.starts_with("--health-probe-bind-address=") {
                     replaced += 1;
                     format!("--health-probe-bind-address={probes}")
+                } else if arg.starts_with("--webhook-server-port=") {
+                    format!("--webhook-server-port={}", webhook_addr.port())
                 } else {
                     arg
                 }
@@ -82,6 +96,13 @@ impl OperatorProcess {
             replaced, 2,
             "the Deployment sets both listen addresses: {args:?}"
         );
+        let webhook = args
+            .iter()
+            .any(|a| a == "--webhook-enabled=true")
+            .then_some(webhook_addr);
+        if webhook.is_some() {
+            args.push("--webhook-cert-extra-sans=127.0.0.1".into());
+        }
         let pod_name = format!("tfjob-operator-{}", crate::unique_suffix());
         let log = dir.join("operator.log");
         let file = std::fs::File::create(&log).expect("the operator's log file");
@@ -102,6 +123,7 @@ impl OperatorProcess {
             log,
             metrics,
             probes,
+            webhook,
             pod_name,
         }
     }
