@@ -8,6 +8,7 @@ mod deployment;
 mod dockerfile;
 mod kustomize_trees;
 mod monitoring;
+mod preflight;
 mod rbac;
 mod webhook;
 

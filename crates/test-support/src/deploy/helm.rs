@@ -68,11 +68,22 @@ pub fn template_yaml(values: &Value, include_crds: bool) -> Result<String, Strin
     }
 }
 
-/// The objects `helm template` renders with `values` (without CRDs); panics if rendering fails.
+/// Whether `obj` is a `helm test` hook: rendered by `helm template`, created only by `helm test`.
+fn is_test_hook(obj: &Value) -> bool {
+    obj["metadata"]["annotations"]["helm.sh/hook"]
+        .as_str()
+        .is_some_and(|hooks| hooks.split(',').any(|h| h.trim() == "test"))
+}
+
+/// What `helm install` creates with `values` (without CRDs and `helm test` hooks); panics if
+/// rendering fails.
 pub fn render(values: &Value) -> Vec<Value> {
     let yaml = template_yaml(values, false)
         .unwrap_or_else(|e| panic!("helm template with {values} failed:\n{e}"));
     objects::parse_stream(&yaml)
+        .into_iter()
+        .filter(|o| !is_test_hook(o))
+        .collect()
 }
 
 /// Like [`render`], with the chart's CRDs first (`helm template --include-crds`).
@@ -80,6 +91,19 @@ pub fn render_with_crds(values: &Value) -> Vec<Value> {
     let yaml = template_yaml(values, true)
         .unwrap_or_else(|e| panic!("helm template --include-crds with {values} failed:\n{e}"));
     objects::parse_stream(&yaml)
+        .into_iter()
+        .filter(|o| !is_test_hook(o))
+        .collect()
+}
+
+/// The `helm test` hooks rendered with `values`: what `helm test` creates.
+pub fn test_hooks(values: &Value) -> Vec<Value> {
+    let yaml = template_yaml(values, false)
+        .unwrap_or_else(|e| panic!("helm template with {values} failed:\n{e}"));
+    objects::parse_stream(&yaml)
+        .into_iter()
+        .filter(is_test_hook)
+        .collect()
 }
 
 /// NOTES.txt as rendered with `values`.
