@@ -263,7 +263,15 @@ fn access_checks(ns: &str, leader_election: bool) -> Vec<Check> {
             "patch validatingwebhookconfigurations.admissionregistration.k8s.io/tfjob-operator-validator",
         ),
         may_not("get validatingwebhookconfigurations.admissionregistration.k8s.io/other"),
-        may_not("list validatingwebhookconfigurations.admissionregistration.k8s.io"),
+        // `tfjob-operator check` (the chart's helm test) looks for foreign webhooks and a
+        // running training-operator: read-only.
+        may("list validatingwebhookconfigurations.admissionregistration.k8s.io"),
+        may_not("watch validatingwebhookconfigurations.admissionregistration.k8s.io"),
+        may("get leases.coordination.k8s.io/1ca428e5.training-operator.kubeflow.org -n kubeflow"),
+        may_not(
+            "update leases.coordination.k8s.io/1ca428e5.training-operator.kubeflow.org -n kubeflow",
+        ),
+        may_not("get leases.coordination.k8s.io/other-lease -n kubeflow"),
         may_not(
             "delete validatingwebhookconfigurations.admissionregistration.k8s.io/tfjob-operator-validator",
         ),

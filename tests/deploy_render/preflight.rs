@@ -57,6 +57,31 @@ fn helm_test_runs_check_with_the_operators_flags_and_identity() {
     );
 }
 
+/// `check` reads two things `run` never does, read-only; they go when neither preflight runs.
+#[test]
+fn preflight_rbac_is_read_only_and_only_with_a_preflight() {
+    let objs = helm::render(&json!({}));
+    assert_eq!(
+        rules(get(&objs, "ClusterRole", "tfjob-operator-preflight")),
+        [
+            "admissionregistration.k8s.io/validatingwebhookconfigurations: list",
+            "coordination.k8s.io/leases: get names=1ca428e5.training-operator.kubeflow.org",
+        ]
+    );
+    let binding = get(&objs, "ClusterRoleBinding", "tfjob-operator-preflight");
+    assert_eq!(
+        binding["subjects"],
+        json!([{ "kind": "ServiceAccount", "name": "tfjob-operator", "namespace": NAMESPACE }]),
+        "bound to the operator's identity, the one `check` tests"
+    );
+    let without = helm::render(&json!({ "preflight": { "helmTest": false } }));
+    assert!(
+        !ids(&without).iter().any(|id| id.contains("preflight")),
+        "{:?}",
+        ids(&without)
+    );
+}
+
 #[test]
 fn the_init_container_runs_check_before_the_operator() {
     let objs = helm::render(&json!({ "preflight": { "initContainer": true } }));

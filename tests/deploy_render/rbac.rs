@@ -9,8 +9,10 @@ fn default_render_is_cluster_wide_with_exactly_the_operators_rules() {
         ids(&objs),
         [
             "ClusterRole tfjob-operator",
+            "ClusterRole tfjob-operator-preflight",
             "ClusterRole tfjob-operator-webhook",
             "ClusterRoleBinding tfjob-operator",
+            "ClusterRoleBinding tfjob-operator-preflight",
             "ClusterRoleBinding tfjob-operator-webhook",
             "Deployment tfjob-system/tfjob-operator",
             "Service tfjob-system/tfjob-operator-metrics",
@@ -96,7 +98,11 @@ fn namespaced_mode_grants_roles_only_in_the_listed_namespaces() {
         .collect();
     assert_eq!(
         cluster_roles,
-        ["tfjob-operator-cluster-scoped", "tfjob-operator-webhook"],
+        [
+            "tfjob-operator-cluster-scoped",
+            "tfjob-operator-preflight",
+            "tfjob-operator-webhook"
+        ],
         "no other ClusterRole"
     );
     for ns in ["team-a", "team-b"] {

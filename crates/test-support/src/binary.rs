@@ -44,19 +44,33 @@ impl OperatorBinary {
         args: &[String],
         env: &[(&str, &str)],
     ) -> OperatorBinary {
+        let mut command_line: Vec<String> = [
+            "run",
+            "--metrics-bind-address=127.0.0.1:0",
+            "--health-probe-bind-address=127.0.0.1:0",
+            "--log-format=json",
+        ]
+        .map(String::from)
+        .to_vec();
+        command_line.extend_from_slice(args);
+        OperatorBinary::spawn_command_line(name, kubeconfig, &command_line, env)
+    }
+
+    /// Spawns the binary with exactly `command_line` (no subcommand or flag added: how an
+    /// upstream Deployment runs `/manager`), `KUBECONFIG=kubeconfig` and `env`.
+    pub fn spawn_command_line(
+        name: &str,
+        kubeconfig: &Path,
+        command_line: &[String],
+        env: &[(&str, &str)],
+    ) -> OperatorBinary {
         let log =
             std::env::temp_dir().join(format!("tfjob-operator-{name}-{}.log", unique_suffix()));
         let stderr = std::fs::File::create(&log)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
         let mut command = tokio::process::Command::new(crate::workspace_binary("tfjob-operator"));
         command
-            .arg("run")
-            .args([
-                "--metrics-bind-address=127.0.0.1:0",
-                "--health-probe-bind-address=127.0.0.1:0",
-                "--log-format=json",
-            ])
-            .args(args)
+            .args(command_line)
             .env_clear()
             .env("KUBECONFIG", kubeconfig)
             .envs(env.iter().copied())
@@ -77,6 +91,36 @@ impl OperatorBinary {
         }
     }
 
+    /// Waits until the process serves its endpoints (panics with its log if it exits first).
+    pub async fn wait_serving(mut self) -> OperatorBinary {
+        let deadline = Instant::now() + secs(60);
+        while !self.endpoints_known() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited ({status}):\n{}", self.name, self.log_tail(30));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not serve its endpoints within 60 s:\n{}",
+                self.name,
+                self.log_tail(30)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self
+    }
+
+    /// Waits for the process to exit by itself (at most `within`): its status.
+    pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        match tokio::time::timeout(within, self.child.wait()).await {
+            Ok(status) => status.expect("wait for the operator"),
+            Err(_) => panic!(
+                "{} still runs after {within:?}:\n{}",
+                self.name,
+                self.log_tail(30)
+            ),
+        }
+    }
+
     /// Spawns it and waits until it serves its endpoints.
     pub async fn start(name: &str, kubeconfig: &Path, args: &[String]) -> OperatorBinary {
         OperatorBinary::start_with_env(name, kubeconfig, args, &[]).await
@@ -89,20 +133,9 @@ impl OperatorBinary {
         args: &[String],
         env: &[(&str, &str)],
     ) -> OperatorBinary {
-        let mut operator = OperatorBinary::spawn_with_env(name, kubeconfig, args, env);
-        let deadline = Instant::now() + secs(60);
-        while !operator.endpoints_known() {
-            if let Ok(Some(status)) = operator.child.try_wait() {
-                panic!("{name} exited ({status}):\n{}", operator.log_tail(30));
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} did not serve its endpoints within 60 s:\n{}",
-                operator.log_tail(30)
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        operator
+        OperatorBinary::spawn_with_env(name, kubeconfig, args, env)
+            .wait_serving()
+            .await
     }
 
     /// Reads the endpoints from the log once logged; whether they are known.

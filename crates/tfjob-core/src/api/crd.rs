@@ -130,6 +130,47 @@ pub fn missing_fields(installed: &CustomResourceDefinition) -> Vec<StoredField> 
         .collect()
 }
 
+/// This project's CRD in the shape of upstream training-operator v1.9's: without the
+/// [`STORED_FIELDS`] (what a cluster that installed training-operator has). The migration tests
+/// start from it.
+pub fn upstream_shaped() -> CustomResourceDefinition {
+    let mut crd = tfjob_crd();
+    for field in STORED_FIELDS {
+        without(&mut crd, field.schema_path);
+    }
+    crd
+}
+
+/// Removes the property at `path` (property names, `*` for a map's values) from every
+/// version's schema; a path that is not there is left alone.
+pub fn without(crd: &mut CustomResourceDefinition, path: &[&str]) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrBool;
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    for version in &mut crd.spec.versions {
+        let mut node = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut());
+        for part in parents {
+            node = node.and_then(|n| {
+                if *part == "*" {
+                    match n.additional_properties.as_mut() {
+                        Some(JSONSchemaPropsOrBool::Schema(s)) => Some(s.as_mut()),
+                        _ => None,
+                    }
+                } else {
+                    n.properties.as_mut().and_then(|p| p.get_mut(*part))
+                }
+            });
+        }
+        if let Some(properties) = node.and_then(|n| n.properties.as_mut()) {
+            properties.remove(*last);
+        }
+    }
+}
+
 /// Whether `schema` keeps the value at `path`.
 fn declares(schema: &JSONSchemaProps, path: &[&str]) -> bool {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrBool;
@@ -261,37 +302,10 @@ mod tests {
         assert!(template["properties"]["spec"]["properties"]["containers"].is_object());
     }
 
-    /// Removes a property from the v1 schema, the way upstream's CRD lacks it.
-    fn without(crd: &mut CustomResourceDefinition, path: &[&str]) {
-        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrBool;
-        let mut node = crd.spec.versions[0]
-            .schema
-            .as_mut()
-            .unwrap()
-            .open_api_v3_schema
-            .as_mut()
-            .unwrap();
-        let (last, parents) = path.split_last().unwrap();
-        for part in parents {
-            node = if *part == "*" {
-                match node.additional_properties.as_mut().unwrap() {
-                    JSONSchemaPropsOrBool::Schema(s) => s.as_mut(),
-                    JSONSchemaPropsOrBool::Bool(_) => panic!("no schema"),
-                }
-            } else {
-                node.properties.as_mut().unwrap().get_mut(*part).unwrap()
-            };
-        }
-        node.properties.as_mut().unwrap().remove(*last).unwrap();
-    }
-
     #[test]
     fn the_own_crd_declares_every_stored_field_and_an_upstream_shaped_one_none() {
         assert_eq!(missing_fields(&tfjob_crd()), vec![]);
-        let mut upstream = tfjob_crd();
-        for field in STORED_FIELDS {
-            without(&mut upstream, field.schema_path);
-        }
+        let upstream = upstream_shaped();
         assert_eq!(missing_fields(&upstream), STORED_FIELDS.to_vec());
 
         let mut one_missing = tfjob_crd();
