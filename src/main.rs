@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use tfjob_core::api::crd::KubeVersion;
 
 use clap::{Parser, Subcommand};
 use tfjob_operator::config::RunArgs;
@@ -26,7 +27,12 @@ enum Command {
     /// Run the operator (the default).
     Run(Box<RunArgs>),
     /// Print the tfjobs.kubeflow.org CustomResourceDefinition as YAML.
-    Crd,
+    Crd {
+        /// The apiserver's version (MAJOR.MINOR): before 1.23 the CRD leaves out the CEL rule
+        /// that version does not know (server-side apply would refuse it).
+        #[arg(long, value_name = "VERSION")]
+        kubernetes_version: Option<KubeVersion>,
+    },
     /// Check that the cluster is ready for the operator run with these flags (preflight):
     /// PASS/WARN/FAIL lines, exit code 1 when a check fails.
     Check(Box<RunArgs>),
@@ -36,15 +42,15 @@ fn main() -> ExitCode {
     // Go's flag syntax (`-leader-elect`) is accepted, as upstream's binary does.
     let cli = Cli::parse_from(tfjob_operator::config::go_style_args(std::env::args()));
     match cli.command {
-        Some(Command::Crd) => print_crd(),
+        Some(Command::Crd { kubernetes_version }) => print_crd(kubernetes_version),
         Some(Command::Check(args)) => tfjob_operator::check::main(*args),
         Some(Command::Run(args)) => tfjob_operator::runtime::main(*args),
         None => tfjob_operator::runtime::main(cli.run),
     }
 }
 
-fn print_crd() -> ExitCode {
-    let yaml = match tfjob_core::api::crd::tfjob_crd_yaml() {
+fn print_crd(server: Option<KubeVersion>) -> ExitCode {
+    let yaml = match tfjob_core::api::crd::tfjob_crd_yaml_for(server) {
         Ok(yaml) => yaml,
         Err(err) => {
             eprintln!("error: cannot render the CRD as YAML: {err}");

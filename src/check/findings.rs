@@ -6,7 +6,7 @@ use std::fmt;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use tfjob_core::api::crd::{REPLACE_CRD_COMMAND, missing_fields};
+use tfjob_core::api::crd::{KubeVersion, missing_fields, replace_crd_command};
 
 /// How a finding affects the verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -112,16 +112,18 @@ pub fn version(major: &str, minor: &str, git_version: &str) -> Finding {
     }
 }
 
-/// The installed TFJob CRD: present, keeping every stored field, storing only `v1`.
-pub fn crd(installed: Option<&CustomResourceDefinition>) -> Vec<Finding> {
+/// The installed TFJob CRD: present, keeping every stored field, storing only `v1`. `server`
+/// (the apiserver's version) picks the form of the command that fixes it.
+pub fn crd(
+    installed: Option<&CustomResourceDefinition>,
+    server: Option<KubeVersion>,
+) -> Vec<Finding> {
+    let command = replace_crd_command(server);
     let Some(crd) = installed else {
         return vec![Finding::fail(
             "crd",
             "tfjobs.kubeflow.org is not installed",
-            format!(
-                "install it: {}",
-                REPLACE_CRD_COMMAND.replace(" --force-conflicts", "")
-            ),
+            format!("install it: {}", command.replace(" --force-conflicts", "")),
         )];
     };
     let mut findings = Vec::new();
@@ -142,7 +144,7 @@ pub fn crd(installed: Option<&CustomResourceDefinition>) -> Vec<Finding> {
                 "tfjobs.kubeflow.org drops fields the operator stores (upstream's CRD?): {}",
                 fields.join("; ")
             ),
-            format!("replace it with this release's CRD: {REPLACE_CRD_COMMAND}"),
+            format!("replace it with this release's CRD: {command}"),
         ));
     }
     let stored = crd
@@ -160,11 +162,20 @@ pub fn crd(installed: Option<&CustomResourceDefinition>) -> Vec<Finding> {
     findings
 }
 
-/// The webhooks of `configs` that route TFJob writes anywhere but to `ours` (the Service
-/// `namespace/name` of this operator's webhook, when it serves one).
+/// This operator's webhook, when it serves one: its configuration's name and its Service.
+#[derive(Clone, Copy, Debug)]
+pub struct OwnWebhook<'a> {
+    pub config: &'a str,
+    pub service_namespace: &'a str,
+    pub service_name: &'a str,
+}
+
+/// The webhooks of `configs` that route TFJob writes anywhere but to `ours`: a webhook is ours
+/// when it is in our configuration (whatever its target: an out-of-cluster run may use a URL)
+/// or calls our Service.
 pub fn foreign_webhooks(
     configs: &[ValidatingWebhookConfiguration],
-    ours: Option<(&str, &str)>,
+    ours: Option<OwnWebhook<'_>>,
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
     for config in configs {
@@ -191,9 +202,12 @@ pub fn foreign_webhooks(
                 (None, Some(url)) => format!("URL {url}"),
                 (None, None) => "nowhere".to_string(),
             };
-            let is_ours = service
-                .zip(ours)
-                .is_some_and(|(s, (ns, name))| s.namespace == ns && s.name == name);
+            let is_ours = ours.is_some_and(|own| {
+                config_name == own.config
+                    || service.is_some_and(|s| {
+                        s.namespace == own.service_namespace && s.name == own.service_name
+                    })
+            });
             if is_ours {
                 findings.push(Finding::pass(
                     "webhook",
@@ -388,7 +402,11 @@ mod tests {
 
     #[test]
     fn webhooks_routing_tfjobs_elsewhere_fail() {
-        let ours = Some(("tfjob-system", "tfjob-operator-webhook"));
+        let ours = Some(OwnWebhook {
+            config: "tfjob-operator-validator",
+            service_namespace: "tfjob-system",
+            service_name: "tfjob-operator-webhook",
+        });
         let cases = [
             (
                 webhook_config(
@@ -407,6 +425,11 @@ mod tests {
                 vec![Level::Fail],
             ),
             (webhook_config("wildcard", &["*"], None), vec![Level::Fail]),
+            // Our own configuration, routed by URL (an operator run out of cluster).
+            (
+                webhook_config("tfjob-operator-validator", &["tfjobs"], None),
+                vec![Level::Pass],
+            ),
             (
                 webhook_config(
                     "pytorch",
@@ -434,7 +457,7 @@ mod tests {
 
     #[test]
     fn the_crd_must_exist_and_keep_the_stored_fields() {
-        let missing = crd(None);
+        let missing = crd(None, None);
         assert_eq!(missing[0].level, Level::Fail);
         assert!(
             missing[0]
@@ -445,7 +468,10 @@ mod tests {
         );
         let own = tfjob_core::api::crd::tfjob_crd();
         assert_eq!(
-            crd(Some(&own)).iter().map(|f| f.level).collect::<Vec<_>>(),
+            crd(Some(&own), None)
+                .iter()
+                .map(|f| f.level)
+                .collect::<Vec<_>>(),
             [Level::Pass]
         );
         let mut upstream = own.clone();
@@ -462,7 +488,7 @@ mod tests {
                 .unwrap()
                 .properties = None;
         }
-        let found = crd(Some(&upstream));
+        let found = crd(Some(&upstream), "1.22".parse().ok());
         assert_eq!(found[0].level, Level::Fail);
         assert!(
             found[0]
@@ -471,7 +497,14 @@ mod tests {
             "{}",
             found[0]
         );
-        assert!(found[0].fix.as_ref().unwrap().contains("--force-conflicts"));
+        assert_eq!(
+            found[0].fix.as_deref(),
+            Some(
+                "replace it with this release's CRD: tfjob-operator crd --kubernetes-version=1.22 \
+                 | kubectl apply --server-side --force-conflicts -f -"
+            ),
+            "the command for the apiserver's version"
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
+use tfjob_core::api::crd::KubeVersion;
 use tfjob_core::api::podgroup::GangScheduler;
 
 use self::findings::{Finding, LeaseView, Level};
@@ -78,7 +79,8 @@ async fn run(args: &RunArgs) -> anyhow::Result<Vec<Finding>> {
         &version.minor,
         &version.git_version,
     )];
-    all.extend(check_crd(&client).await);
+    let server = format!("{}.{}", version.major, version.minor).parse().ok();
+    all.extend(check_crd(&client, server).await);
     all.push(check_permissions(&client, args).await);
     all.extend(check_webhooks(&client, args).await);
     all.extend(check_leases(&client, args).await);
@@ -88,10 +90,10 @@ async fn run(args: &RunArgs) -> anyhow::Result<Vec<Finding>> {
     Ok(all)
 }
 
-async fn check_crd(client: &Client) -> Vec<Finding> {
+async fn check_crd(client: &Client, server: Option<KubeVersion>) -> Vec<Finding> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     match crds.get_opt(TFJOB_CRD).await {
-        Ok(crd) => findings::crd(crd.as_ref()),
+        Ok(crd) => findings::crd(crd.as_ref(), server),
         Err(err) => vec![Finding::fail(
             "crd",
             format!("cannot read {TFJOB_CRD}: {err}"),
@@ -176,10 +178,14 @@ async fn check_webhooks(client: &Client, args: &RunArgs) -> Vec<Finding> {
     };
     let service_namespace =
         crate::config::values::own_namespace(args.webhook.webhook_service_namespace.clone());
-    let ours = args.webhook.webhook_enabled.then_some((
-        service_namespace.as_str(),
-        args.webhook.webhook_service_name.as_str(),
-    ));
+    let ours = args
+        .webhook
+        .webhook_enabled
+        .then_some(findings::OwnWebhook {
+            config: &args.webhook.validating_webhook_config_name,
+            service_namespace: &service_namespace,
+            service_name: &args.webhook.webhook_service_name,
+        });
     let found = findings::foreign_webhooks(&listed, ours);
     if found.is_empty() {
         let detail = if args.webhook.webhook_enabled {

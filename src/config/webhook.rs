@@ -15,10 +15,12 @@ use crate::webhook::{CertSource, SelfSignedSettings, SubjectNames, WebhookSettin
 pub const DEFAULT_WEBHOOK_CERT_DIR: &str = "/tmp/k8s-webhook-server/serving-certs";
 /// The webhook Service of the chart and kustomize base.
 pub const DEFAULT_WEBHOOK_SERVICE_NAME: &str = "tfjob-operator-webhook";
-/// Upstream's ValidatingWebhookConfiguration name (the two operators' webhooks are one object).
-pub const DEFAULT_VALIDATING_WEBHOOK_CONFIG_NAME: &str = "validator.training-operator.kubeflow.org";
+/// The chart's ValidatingWebhookConfiguration: this operator's own, never upstream's
+/// (`validator.training-operator.kubeflow.org`), whose caBundle a training-operator kept for
+/// other frameworks manages.
+pub const DEFAULT_VALIDATING_WEBHOOK_CONFIG_NAME: &str = "tfjob-operator-validator";
 /// The defaulting webhook's configuration (upstream has none).
-pub const DEFAULT_MUTATING_WEBHOOK_CONFIG_NAME: &str = "defaulter.training-operator.kubeflow.org";
+pub const DEFAULT_MUTATING_WEBHOOK_CONFIG_NAME: &str = "tfjob-operator-defaulter";
 /// How often provided certificate files are re-read.
 const WEBHOOK_CERT_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
 /// How often the self-signed CA's presence in the caBundle is re-checked.
@@ -310,11 +312,11 @@ mod tests {
         );
         assert_eq!(
             args.validating_webhook_config_name,
-            "validator.training-operator.kubeflow.org"
+            "tfjob-operator-validator"
         );
         assert_eq!(
             args.mutating_webhook_config_name,
-            "defaulter.training-operator.kubeflow.org"
+            "tfjob-operator-defaulter"
         );
         assert!(!args.webhook_defaulting);
 
@@ -334,14 +336,8 @@ mod tests {
             ],
             "the namespace falls back to POD_NAMESPACE"
         );
-        assert_eq!(
-            certs.validating_config,
-            "validator.training-operator.kubeflow.org"
-        );
-        assert_eq!(
-            certs.mutating_config,
-            "defaulter.training-operator.kubeflow.org"
-        );
+        assert_eq!(certs.validating_config, "tfjob-operator-validator");
+        assert_eq!(certs.mutating_config, "tfjob-operator-defaulter");
     }
 
     #[test]

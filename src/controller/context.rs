@@ -31,9 +31,10 @@ pub struct Context {
     pub announced: Announced,
     pub undecodable: UndecodableMemo,
     pub conflicts: Conflicts,
-    /// The installed CRD keeps every field the operator stores; `false` in the degraded mode
-    /// of `--allow-upstream-crd`, where those fields are left out of status writes.
-    pub crd_compatible: bool,
+    /// In the degraded mode of `--allow-upstream-crd` (the installed CRD drops fields the
+    /// operator stores, so they are left out of status writes): the command that replaces the
+    /// CRD. `None`: the CRD keeps every field.
+    pub degraded_fix: Option<String>,
 }
 
 impl Context {
@@ -59,7 +60,7 @@ impl Context {
             announced: Default::default(),
             undecodable: Default::default(),
             conflicts: Default::default(),
-            crd_compatible: true,
+            degraded_fix: None,
         }
     }
 }

@@ -5,7 +5,6 @@
 //! it is compared and written, and each job that needed one is told once, with the fix.
 
 use tfjob_core::api::JobStatus;
-use tfjob_core::api::crd::REPLACE_CRD_COMMAND;
 use tfjob_core::plan::{JobEvent, Plan};
 
 /// The reason of the Warning event a job gets when it needs a field the CRD drops.
@@ -41,8 +40,9 @@ fn strip(status: &mut JobStatus) -> bool {
     had_any
 }
 
-/// The Warning a job gets the first time it needs a field the installed CRD drops.
-pub fn warning() -> JobEvent {
+/// The Warning a job gets the first time it needs a field the installed CRD drops; `fix` is
+/// the command that replaces the CRD.
+pub fn warning(fix: &str) -> JobEvent {
     JobEvent {
         warning: true,
         reason: REASON.into(),
@@ -50,7 +50,7 @@ pub fn warning() -> JobEvent {
             "the installed TFJob CRD drops status.replicaStatuses[*].restarts, completedIndexes \
              and restartedPods, so this job's backoffLimit counts only live pods, a succeeded \
              replica may run again and a restart may be counted twice, as in training-operator; \
-             replace the CRD: {REPLACE_CRD_COMMAND}"
+             replace the CRD: {fix}"
         ),
     }
 }

@@ -89,8 +89,8 @@ pub async fn run(
             startup::check_pod_group_crd(&client, gang, scope.as_deref()).await?;
         }
     }
-    let crd_compatible = startup::check_crd_schema(&client, settings.allow_upstream_crd).await?;
-    metrics.set_crd_compatible(crd_compatible);
+    let degraded_fix = startup::check_crd_schema(&client, settings.allow_upstream_crd).await?;
+    metrics.set_crd_compatible(degraded_fix.is_none());
     let shutdown: Shutdown = shutdown.boxed().shared();
     let mut stores = Vec::new();
     let mut controllers = Vec::new();
@@ -100,7 +100,7 @@ pub async fn run(
             &settings,
             &metrics,
             scope,
-            crd_compatible,
+            degraded_fix.clone(),
             shutdown.clone(),
         );
         stores.push(store);
@@ -167,7 +167,7 @@ fn scope_controller(
     settings: &Settings,
     metrics: &Metrics,
     namespace: Option<String>,
-    crd_compatible: bool,
+    degraded_fix: Option<String>,
     shutdown: Shutdown,
 ) -> (Store<Object>, BoxFuture<'static, ()>) {
     let api = |client: &Client| -> (Api<Object>, Api<Pod>, Api<Service>) {
@@ -292,7 +292,7 @@ fn scope_controller(
         services: service_index.clone(),
         pod_groups,
         priority_classes,
-        crd_compatible,
+        degraded_fix,
         ..Context::new(
             client.clone(),
             metrics.clone(),

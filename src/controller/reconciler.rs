@@ -106,13 +106,13 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<(Action, bool),
         &ctx.plan_config,
     );
     let current = job.status.clone().unwrap_or_default();
-    if !ctx.crd_compatible
+    if let Some(fix) = &ctx.degraded_fix
         && degraded::fit_to_upstream_crd(&mut plan, &current)
         && uid
             .as_deref()
             .is_some_and(|uid| ctx.announced.first_time(uid, degraded::REASON))
     {
-        plan.events.push(degraded::warning());
+        plan.events.push(degraded::warning(fix));
     }
     let requeue_after = plan.requeue_after;
     let requeued = requeue_after.is_some();

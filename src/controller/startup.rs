@@ -6,7 +6,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use tfjob_core::api::TFJob;
-use tfjob_core::api::crd::{REPLACE_CRD_COMMAND, missing_fields};
+use tfjob_core::api::crd::{KubeVersion, missing_fields, replace_crd_command};
 use tfjob_core::api::podgroup::GangScheduler;
 use tracing::warn;
 
@@ -34,10 +34,7 @@ pub enum ControllerError {
          apiserver would silently drop them: {missing}. Replace it with this release's CRD: \
          `{command}` (or pass --allow-upstream-crd to run without these fixes)"
     )]
-    IncompatibleCrd {
-        missing: String,
-        command: &'static str,
-    },
+    IncompatibleCrd { missing: String, command: String },
     #[error(
         "cannot read the CustomResourceDefinition tfjobs.kubeflow.org: {source}; the operator \
          checks at start that the CRD keeps every field it stores: grant it `get` on \
@@ -56,12 +53,13 @@ pub enum ControllerError {
 }
 
 /// Whether the installed CRD keeps every field the operator stores. If it does not, the
-/// operator refuses to start, naming the missing fields and the command that replaces the CRD,
-/// unless `allow_upstream_crd`: then it runs degraded (see the README) and returns `false`.
+/// operator refuses to start, naming the missing fields and the command that replaces the CRD
+/// (for this apiserver's version), unless `allow_upstream_crd`: then it runs degraded (see
+/// docs/migration.md) and returns that command. `None`: the CRD is compatible.
 pub async fn check_crd_schema(
     client: &Client,
     allow_upstream_crd: bool,
-) -> Result<bool, ControllerError> {
+) -> Result<Option<String>, ControllerError> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = match crds.get(TFJOB_CRD).await {
         Ok(crd) => crd,
@@ -72,8 +70,14 @@ pub async fn check_crd_schema(
     };
     let missing = missing_fields(&crd);
     if missing.is_empty() {
-        return Ok(true);
+        return Ok(None);
     }
+    let server = client.apiserver_version().await.ok().and_then(|v| {
+        format!("{}.{}", v.major, v.minor)
+            .parse::<KubeVersion>()
+            .ok()
+    });
+    let command = replace_crd_command(server);
     let described: Vec<String> = missing
         .iter()
         .map(|f| format!("{} ({})", f.path, f.purpose))
@@ -81,16 +85,16 @@ pub async fn check_crd_schema(
     if !allow_upstream_crd {
         return Err(ControllerError::IncompatibleCrd {
             missing: described.join(", "),
-            command: REPLACE_CRD_COMMAND,
+            command,
         });
     }
     warn!(
         missing = ?missing.iter().map(|f| f.path).collect::<Vec<_>>(),
-        fix = REPLACE_CRD_COMMAND,
+        fix = command,
         "--allow-upstream-crd: the installed TFJob CRD drops fields this operator stores; running \
          without the fixes that need them (each affected job gets a Warning event)"
     );
-    Ok(false)
+    Ok(Some(command))
 }
 
 /// Fails early, with the fix, when the CRD is missing or the operator may not list TFJobs.

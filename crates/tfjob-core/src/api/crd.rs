@@ -51,6 +51,83 @@ pub fn tfjob_crd() -> CustomResourceDefinition {
     crd
 }
 
+/// A Kubernetes version as `--kubernetes-version` takes it (`1.22`, `v1.22.3`, `1.22+`): what
+/// matters for the CRD is the minor version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KubeVersion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl std::str::FromStr for KubeVersion {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<KubeVersion, String> {
+        let number = |part: Option<&str>| -> Option<u32> {
+            let digits: String = part?.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        };
+        let mut parts = text.trim().trim_start_matches('v').split('.');
+        match (number(parts.next()), number(parts.next())) {
+            (Some(major), Some(minor)) => Ok(KubeVersion { major, minor }),
+            _ => Err(format!(
+                "{text:?} is not a Kubernetes version; give MAJOR.MINOR, such as 1.22"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for KubeVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// The first Kubernetes whose CRD schema knows CEL rules (`x-kubernetes-validations`). Older
+/// apiservers refuse a server-side apply that carries them, and older kubectl schemas fail
+/// client-side validation.
+pub const CEL_RULES_SINCE: KubeVersion = KubeVersion {
+    major: 1,
+    minor: 23,
+};
+
+/// The CRD for an apiserver of version `server`: without CEL rules before [`CEL_RULES_SINCE`]
+/// (there the one rule, `schedulingPolicy.queue` immutable, is enforced by the webhook only).
+pub fn tfjob_crd_for(server: Option<KubeVersion>) -> CustomResourceDefinition {
+    let mut crd = tfjob_crd();
+    if server.is_some_and(|v| v < CEL_RULES_SINCE) {
+        for version in &mut crd.spec.versions {
+            if let Some(schema) = version
+                .schema
+                .as_mut()
+                .and_then(|s| s.open_api_v3_schema.as_mut())
+            {
+                visit_schemas(schema, &mut |node| node.x_kubernetes_validations = None);
+            }
+        }
+    }
+    crd
+}
+
+/// [`tfjob_crd_for`] as YAML.
+pub fn tfjob_crd_yaml_for(
+    server: Option<KubeVersion>,
+) -> Result<String, serde_saphyr::SerializeError> {
+    serde_saphyr::to_string(&tfjob_crd_for(server))
+}
+
+/// [`REPLACE_CRD_COMMAND`] for an apiserver of version `server` (unknown: the current form).
+pub fn replace_crd_command(server: Option<KubeVersion>) -> String {
+    match server {
+        Some(version) if version < CEL_RULES_SINCE => REPLACE_CRD_COMMAND.replacen(
+            "tfjob-operator crd",
+            &format!("tfjob-operator crd --kubernetes-version={version}"),
+            1,
+        ),
+        _ => REPLACE_CRD_COMMAND.to_string(),
+    }
+}
+
 /// The CRD as YAML, exactly as committed under `crds/`.
 pub fn tfjob_crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
     serde_saphyr::to_string(&tfjob_crd())
@@ -193,25 +270,30 @@ fn declares(schema: &JSONSchemaProps, path: &[&str]) -> bool {
 }
 
 fn strip_descriptions(schema: &mut JSONSchemaProps) {
+    visit_schemas(schema, &mut |node| node.description = None);
+}
+
+/// Calls `f` on `schema` and every schema nested in it.
+fn visit_schemas(schema: &mut JSONSchemaProps, f: &mut impl FnMut(&mut JSONSchemaProps)) {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
         JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
     };
-    schema.description = None;
+    f(schema);
     for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
-        strip_descriptions(child);
+        visit_schemas(child, f);
     }
     if let Some(JSONSchemaPropsOrBool::Schema(child)) = schema.additional_properties.as_mut() {
-        strip_descriptions(child);
+        visit_schemas(child, f);
     }
     match schema.items.as_mut() {
-        Some(JSONSchemaPropsOrArray::Schema(child)) => strip_descriptions(child),
+        Some(JSONSchemaPropsOrArray::Schema(child)) => visit_schemas(child, f),
         Some(JSONSchemaPropsOrArray::Schemas(children)) => {
-            children.iter_mut().for_each(strip_descriptions)
+            children.iter_mut().for_each(|c| visit_schemas(c, f))
         }
         None => {}
     }
     for list in [&mut schema.all_of, &mut schema.any_of, &mut schema.one_of] {
-        list.iter_mut().flatten().for_each(strip_descriptions);
+        list.iter_mut().flatten().for_each(|c| visit_schemas(c, f));
     }
 }
 
@@ -300,6 +382,49 @@ mod tests {
             "descriptions inside the pod template are dropped to stay under the size limit"
         );
         assert!(template["properties"]["spec"]["properties"]["containers"].is_object());
+    }
+
+    #[test]
+    fn kubernetes_versions_parse_and_old_ones_get_no_cel_rules() {
+        let v = |text: &str| text.parse::<KubeVersion>();
+        let cases = [
+            ("1.22", Ok((1, 22))),
+            ("v1.20.2", Ok((1, 20))),
+            ("1.28+", Ok((1, 28))),
+            (" 1.36 ", Ok((1, 36))),
+            ("1", Err(())),
+            ("one.two", Err(())),
+            ("", Err(())),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(
+                v(text).map(|k| (k.major, k.minor)).map_err(|_| ()),
+                expected,
+                "{text:?}"
+            );
+        }
+        assert!(v("x").unwrap_err().contains("such as 1.22"));
+
+        let rules = |crd: &CustomResourceDefinition| {
+            serde_json::to_string(crd)
+                .unwrap()
+                .matches("x-kubernetes-validations")
+                .count()
+        };
+        assert!(rules(&tfjob_crd()) > 0, "the CRD has a CEL rule");
+        assert_eq!(rules(&tfjob_crd_for(Some(v("1.22").unwrap()))), 0);
+        assert_eq!(tfjob_crd_for(Some(v("1.23").unwrap())), tfjob_crd());
+        assert_eq!(tfjob_crd_for(None), tfjob_crd());
+
+        assert_eq!(
+            replace_crd_command(Some(v("1.20").unwrap())),
+            "tfjob-operator crd --kubernetes-version=1.20 | kubectl apply --server-side --force-conflicts -f -"
+        );
+        assert_eq!(
+            replace_crd_command(Some(v("1.30").unwrap())),
+            REPLACE_CRD_COMMAND
+        );
+        assert_eq!(replace_crd_command(None), REPLACE_CRD_COMMAND);
     }
 
     #[test]
