@@ -169,19 +169,12 @@ pub async fn adopt<K>(
 where
     K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
-    let mut results = Vec::new();
-    for child in orphans {
-        let patch = json!({"metadata": {"ownerReferences": [owner], "uid": child.uid}});
-        results.push(
-            api.patch(
-                &child.name,
-                &PatchParams::default(),
-                &Patch::Strategic(&patch),
-            )
-            .await,
-        );
-    }
-    results
+    patch_each(
+        api,
+        orphans,
+        |child| json!({"metadata": {"ownerReferences": [owner], "uid": child.uid}}),
+    )
+    .await
 }
 
 /// Removes the owner reference of the job with `owner_uid` from each child.
@@ -193,12 +186,28 @@ pub async fn release<K>(
 where
     K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
-    let mut results = Vec::new();
-    for child in children {
-        let patch = json!({"metadata": {
+    patch_each(api, children, |child| {
+        json!({"metadata": {
             "ownerReferences": [{"$patch": "delete", "uid": owner_uid}],
             "uid": child.uid,
-        }});
+        }})
+    })
+    .await
+}
+
+/// One strategic-merge patch per child, guarded by its UID (a child deleted and re-created
+/// under the same name in between is left alone: the apiserver answers 409).
+async fn patch_each<K>(
+    api: &Api<K>,
+    children: &[ChildRef],
+    patch_for: impl Fn(&ChildRef) -> serde_json::Value,
+) -> Vec<Result<K, kube::Error>>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let mut results = Vec::new();
+    for child in children {
+        let patch = patch_for(child);
         results.push(
             api.patch(
                 &child.name,

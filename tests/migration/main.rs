@@ -102,6 +102,30 @@ async fn await_worker_status(
     .await
 }
 
+/// A Lease renewed just now by a controller-runtime identity (`<pod>_<uuid>`, upstream's form).
+fn held_lease(name: &str) -> k8s_openapi::api::coordination::v1::Lease {
+    serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name },
+        "spec": {
+            "holderIdentity": "training-operator-6c7d8-xk2lp_3f1d2c3b-8e5a-4b7c-9d0e-1a2b3c4d5e6f",
+            "leaseDurationSeconds": 3600,
+            "renewTime": jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string(),
+        }
+    }))
+    .expect("a Lease")
+}
+
+/// Creates the namespace upstream installs into, unless it exists.
+async fn ensure_kubeflow_namespace() {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(support::client().await);
+    let namespace =
+        serde_json::from_value(serde_json::json!({ "metadata": { "name": "kubeflow" } }))
+            .expect("a Namespace");
+    let _ = namespaces
+        .create(&kube::api::PostParams::default(), &namespace)
+        .await;
+}
+
 /// Waits until the CRD is gone (a deleted CRD first removes every custom object).
 async fn await_crd_gone(name: &str) {
     let crds: Api<CustomResourceDefinition> = Api::all(support::client().await);

@@ -5,7 +5,6 @@ use super::*;
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
@@ -72,19 +71,6 @@ fn upstream_webhook() -> ValidatingWebhookConfiguration {
         }]
     }))
     .expect("a webhook configuration")
-}
-
-/// A Lease renewed just now by a controller-runtime identity (`<pod>_<uuid>`).
-fn held_lease(name: &str) -> Lease {
-    serde_json::from_value(json!({
-        "metadata": { "name": name },
-        "spec": {
-            "holderIdentity": "training-operator-6c7d8-xk2lp_3f1d2c3b-8e5a-4b7c-9d0e-1a2b3c4d5e6f",
-            "leaseDurationSeconds": 3600,
-            "renewTime": jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string(),
-        }
-    }))
-    .expect("a Lease")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,13 +155,7 @@ async fn check_passes_on_a_good_install_and_names_each_broken_one() {
         .expect("delete it");
 
     // The Lease held by another controller; upstream's own Lease held too (a warning).
-    let namespaces: Api<Namespace> = Api::all(admin.clone());
-    let _ = namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({ "metadata": { "name": "kubeflow" } })).unwrap(),
-        )
-        .await;
+    ensure_kubeflow_namespace().await;
     let leases: Api<Lease> = Api::namespaced(admin.clone(), NAMESPACE);
     leases
         .create(

@@ -10,7 +10,7 @@ use super::*;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
@@ -110,19 +110,6 @@ fn upstream_deployment() -> Deployment {
     .expect("a Deployment")
 }
 
-/// upstream's Lease, renewed just now by a controller-runtime identity.
-fn upstream_lease() -> Lease {
-    serde_json::from_value(json!({
-        "metadata": { "name": UPSTREAM_LEASE },
-        "spec": {
-            "holderIdentity": "training-operator-6c7d8-xk2lp_3f1d2c3b-8e5a-4b7c-9d0e-1a2b3c4d5e6f",
-            "leaseDurationSeconds": 3600,
-            "renewTime": jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string(),
-        }
-    }))
-    .expect("a Lease")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_migration_guide_moves_a_running_job_without_losing_it() {
     let _turn = turn().await;
@@ -145,13 +132,7 @@ async fn the_migration_guide_moves_a_running_job_without_losing_it() {
 
     // Before: training-operator's install, running a job.
     install_upstream_crd().await;
-    let namespaces: Api<Namespace> = Api::all(admin.clone());
-    let _ = namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({ "metadata": { "name": "kubeflow" } })).unwrap(),
-        )
-        .await;
+    ensure_kubeflow_namespace().await;
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), "kubeflow");
     deployments
         .create(&PostParams::default(), &upstream_deployment())
@@ -159,7 +140,7 @@ async fn the_migration_guide_moves_a_running_job_without_losing_it() {
         .expect("upstream's Deployment");
     let leases: Api<Lease> = Api::namespaced(admin.clone(), "kubeflow");
     leases
-        .create(&PostParams::default(), &upstream_lease())
+        .create(&PostParams::default(), &held_lease(UPSTREAM_LEASE))
         .await
         .expect("upstream's Lease");
     let kubeconfig = &control_plane().kubeconfig;

@@ -289,7 +289,7 @@ pub(crate) fn counted_writes(scrape: &Scrape) -> f64 {
 }
 
 /// The TFJob a write of the operator is about: the status patch's path, a child's label or
-/// name, an event's `regarding`.
+/// name, an event's `involvedObject` (or `regarding`).
 pub(crate) fn job_of_write(record: &Record) -> Option<String> {
     let path = record.path.split('?').next().unwrap_or_default();
     let segments: Vec<&str> = path.split('/').collect();
@@ -304,8 +304,12 @@ pub(crate) fn job_of_write(record: &Record) -> Option<String> {
     if let Some(job) = body["metadata"]["labels"]["training.kubeflow.org/job-name"].as_str() {
         return Some(job.to_string());
     }
-    if let Some(job) = body["regarding"]["name"].as_str() {
-        return Some(job.to_string());
+    // Events: core/v1 (what the operator writes) names the job in involvedObject,
+    // events.k8s.io/v1 in regarding.
+    for object in ["involvedObject", "regarding"] {
+        if let Some(job) = body[object]["name"].as_str() {
+            return Some(job.to_string());
+        }
     }
     // DELETE .../pods/<job>-<type>-<index>
     let name = segments.last()?;
