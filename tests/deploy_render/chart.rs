@@ -152,8 +152,12 @@ fn notes_say_where_it_runs_and_what_it_watches() {
     );
     assert!(notes.contains("in all namespaces"), "{notes}");
     assert!(
-        notes.contains("kubectl apply --server-side -f"),
+        notes.contains("tfjob-operator crd | kubectl apply --server-side --force-conflicts -f -"),
         "CRD upgrade hint: {notes}"
+    );
+    assert!(
+        notes.contains("helm test tfjob-operator -n tfjob-system"),
+        "the preflight: {notes}"
     );
     let notes = helm::notes(&json!({
         "namespaces": ["team-a", "team-b"],
