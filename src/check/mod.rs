@@ -21,7 +21,6 @@ use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use tfjob_core::api::crd::KubeVersion;
@@ -30,7 +29,7 @@ use tfjob_core::api::podgroup::GangScheduler;
 use self::findings::{Finding, LeaseView, Level};
 use self::permissions::Permission;
 use crate::config::{NamespaceScope, RunArgs};
-use crate::controller::startup::{TFJOB_CRD, pod_group_resource};
+use crate::controller::startup::{TFJOB_CRD, pod_group_resource, read_installed_crd};
 
 /// upstream training-operator's Lease name.
 const UPSTREAM_LEASE: &str = "1ca428e5.training-operator.kubeflow.org";
@@ -91,8 +90,7 @@ async fn run(args: &RunArgs) -> anyhow::Result<Vec<Finding>> {
 }
 
 async fn check_crd(client: &Client, server: Option<KubeVersion>) -> Vec<Finding> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    match crds.get_opt(TFJOB_CRD).await {
+    match read_installed_crd(client).await {
         Ok(crd) => findings::crd(crd.as_ref(), server),
         Err(err) => vec![Finding::fail(
             "crd",

@@ -7,6 +7,7 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use tfjob_core::api::TFJob;
 use tfjob_core::api::crd::{KubeVersion, missing_fields, replace_crd_command};
+use tfjob_core::api::installed_crd::decode_installed;
 use tfjob_core::api::podgroup::GangScheduler;
 use tracing::warn;
 
@@ -60,12 +61,9 @@ pub async fn check_crd_schema(
     client: &Client,
     allow_upstream_crd: bool,
 ) -> Result<Option<String>, ControllerError> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = match crds.get(TFJOB_CRD).await {
-        Ok(crd) => crd,
-        Err(kube::Error::Api(status)) if status.code == 404 => {
-            return Err(ControllerError::CrdMissing);
-        }
+    let crd = match read_installed_crd(client).await {
+        Ok(Some(crd)) => crd,
+        Ok(None) => return Err(ControllerError::CrdMissing),
         Err(source) => return Err(ControllerError::CrdUnreadable { source }),
     };
     let missing = missing_fields(&crd);
@@ -95,6 +93,26 @@ pub async fn check_crd_schema(
          without the fixes that need them (each affected job gets a Warning event)"
     );
     Ok(Some(command))
+}
+
+/// The installed TFJob CRD (`None` when there is none), decoded only as far as the checks need:
+/// its served and stored versions and the schema nodes on the paths of the stored fields
+/// (`tfjob_core::api::installed_crd`; the whole object would leave megabytes on the heap).
+pub async fn read_installed_crd(
+    client: &Client,
+) -> Result<Option<CustomResourceDefinition>, kube::Error> {
+    let request = http::Request::get(format!(
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{TFJOB_CRD}"
+    ))
+    .body(Vec::new())
+    .map_err(kube::Error::HttpError)?;
+    match client.request_text(request).await {
+        Ok(text) => decode_installed(&text)
+            .map(Some)
+            .map_err(kube::Error::SerdeError),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 /// Fails early, with the fix, when the CRD is missing or the operator may not list TFJobs.

@@ -141,7 +141,7 @@ pub struct StoredField {
     /// Its path in the object (`status.replicaStatuses[*].restarts`).
     pub path: &'static str,
     /// Where it sits in the schema: property names, `*` for a map's values.
-    schema_path: &'static [&'static str],
+    pub schema_path: &'static [&'static str],
     /// What stops working without it.
     pub purpose: &'static str,
 }

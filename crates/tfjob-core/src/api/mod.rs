@@ -4,6 +4,7 @@
 pub mod constants;
 pub mod crd;
 pub mod effective;
+pub mod installed_crd;
 pub mod naming;
 pub mod podgroup;
 pub mod policy;
