@@ -8,6 +8,7 @@ pub mod installed_crd;
 pub mod naming;
 pub mod podgroup;
 pub mod policy;
+pub mod quantity;
 pub mod replica_type;
 pub mod small_map;
 pub mod template;

@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube_quantity::ParsedQuantity;
 use serde_json::{Value, json};
 
 use crate::api::podgroup::GangScheduler;
+use crate::api::quantity::Amount;
 use crate::api::{EffectiveSpec, ReplicaType};
 use crate::plan::observe::PodGroupFacts;
 use crate::plan::output::{ChildRef, PodGroupAction};
@@ -155,10 +155,10 @@ fn same_spec(observed: &Value, desired: &Value) -> bool {
 
 /// Quantities compare by value (`1000m` equals `1`).
 fn same_resources(have: &Value, want: &Value) -> bool {
-    let parse = |v: &Value| -> Option<BTreeMap<String, ParsedQuantity>> {
+    let parse = |v: &Value| -> Option<BTreeMap<String, Amount>> {
         v.as_object()?
             .iter()
-            .map(|(k, q)| Some((k.clone(), ParsedQuantity::try_from(q.as_str()?).ok()?)))
+            .map(|(k, q)| Some((k.clone(), Amount::parse(q.as_str()?)?)))
             .collect()
     };
     match (parse(have), parse(want)) {
@@ -190,33 +190,34 @@ pub fn min_resources(
         .collect();
     types.sort_by_key(|(t, priority)| (std::cmp::Reverse(*priority), *t));
 
-    let mut total: BTreeMap<String, ParsedQuantity> = BTreeMap::new();
-    let mut counted = 0;
-    'types: for (replica_type, _) in types {
-        let replica = &spec.replicas[&replica_type];
-        let pod = pod_resources(&replica.template.get());
-        for _ in 0..replica.replicas {
-            if counted >= min_member {
-                break 'types;
-            }
-            for (name, quantity) in &pod {
-                let sum = total
-                    .remove(name)
-                    .map_or_else(|| quantity.clone(), |t| t + quantity.clone());
-                total.insert(name.clone(), sum);
-            }
-            counted += 1;
+    let mut total: BTreeMap<String, Amount> = BTreeMap::new();
+    let mut left = min_member.max(0);
+    for (replica_type, _) in types {
+        if left == 0 {
+            break;
         }
+        let replica = &spec.replicas[&replica_type];
+        let pods = replica.replicas.clamp(0, left);
+        for (name, amount) in pod_resources(&replica.template.get()) {
+            let added = amount.saturating_mul(pods);
+            let sum = match total.get(&name) {
+                Some(sum) => sum.saturating_add(added),
+                None => added,
+            };
+            total.insert(name, sum);
+        }
+        left -= pods;
     }
     total
         .into_iter()
-        .map(|(name, q)| (name, Quantity::from(q)))
+        .map(|(name, amount)| (name, amount.to_quantity()))
         .collect()
 }
 
-/// The resources one pod of `template` asks for.
-fn pod_resources(template: &PodTemplateSpec) -> BTreeMap<String, ParsedQuantity> {
-    let mut sum: BTreeMap<String, ParsedQuantity> = BTreeMap::new();
+/// The resources one pod of `template` asks for (sums saturate: a quantity too large for any
+/// node cannot overflow them).
+fn pod_resources(template: &PodTemplateSpec) -> BTreeMap<String, Amount> {
+    let mut sum: BTreeMap<String, Amount> = BTreeMap::new();
     let containers = template.spec.iter().flat_map(|s| s.containers.iter());
     for container in containers {
         let resources = container.resources.as_ref();
@@ -225,10 +226,11 @@ fn pod_resources(template: &PodTemplateSpec) -> BTreeMap<String, ParsedQuantity>
             .or(resources.and_then(|r| r.limits.as_ref()));
         for (name, quantity) in asked.into_iter().flatten() {
             // A malformed quantity is the apiserver's to reject; it adds nothing here.
-            if let Ok(q) = ParsedQuantity::try_from(quantity) {
-                let next = sum
-                    .remove(name)
-                    .map_or_else(|| q.clone(), |s| s + q.clone());
+            if let Some(amount) = Amount::parse(&quantity.0) {
+                let next = match sum.get(name) {
+                    Some(total) => total.saturating_add(amount),
+                    None => amount,
+                };
                 sum.insert(name.clone(), next);
             }
         }
@@ -287,10 +289,29 @@ spec:
         let two = min_resources(&s, 2, &BTreeMap::new());
         assert_eq!(q(&two)["memory"], "3Gi");
         let all = min_resources(&s, 4, &priorities);
-        assert_eq!(
-            ParsedQuantity::try_from(all["cpu"].0.as_str()).unwrap(),
-            ParsedQuantity::try_from("2800m").unwrap()
-        );
+        assert_eq!(q(&all)["cpu"], "2800m", "Kubernetes' canonical form");
+    }
+
+    /// Quantities no node has cannot overflow the sum (rust_decimal panicked with "Addition
+    /// overflowed" on two of these): it saturates.
+    #[test]
+    fn absurd_quantities_saturate_instead_of_panicking() {
+        let huge = r#"{cpu: "70000000000000000000000000000"}"#;
+        let s = spec(&format!(
+            "metadata: {{name: g}}
+spec:
+  tfReplicaSpecs:
+    Worker:
+      replicas: 10000
+      template:
+        spec:
+          containers:
+          - {{name: tensorflow, image: tf, resources: {{requests: {huge}}}}}
+          - {{name: sidecar, image: s, resources: {{requests: {huge}}}}}
+"
+        ));
+        let total = min_resources(&s, i32::MAX, &BTreeMap::new());
+        assert_eq!(total["cpu"], Amount::MAX.to_quantity());
     }
 
     #[test]
