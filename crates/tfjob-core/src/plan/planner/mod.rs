@@ -330,13 +330,13 @@ impl Pass<'_> {
         }
     }
 
-    /// Indices of `replica_type` recorded as completed in the status.
-    fn completed_indexes(&self, replica_type: ReplicaType) -> BTreeSet<i32> {
+    /// Indices of `replica_type` recorded as completed in the status, among its `replicas`.
+    fn completed_indexes(&self, replica_type: ReplicaType, replicas: i32) -> BTreeSet<i32> {
         self.status
             .replica_statuses
             .get(replica_type.as_str())
             .and_then(|s| s.completed_indexes.as_deref())
-            .map(indexes::parse)
+            .map(|text| indexes::parse(text, replicas))
             .unwrap_or_default()
     }
 }

@@ -57,7 +57,7 @@ impl Pass<'_> {
             let replicas = spec.replicas.get(&replica_type).map_or(0, |r| r.replicas);
             let scan = slots::scan(
                 replicas,
-                &self.completed_indexes(replica_type),
+                &self.completed_indexes(replica_type, replicas),
                 by_slot.get(&replica_type).unwrap_or(&no_pods),
             );
             to_create.extend(scan.missing.iter().map(|&i| (replica_type, i)));
