@@ -416,7 +416,7 @@ async fn delete_job(
 }
 
 /// Publishes events; a failure to record one is logged, never fatal.
-async fn publish(ctx: &Context, reference: &ObjectReference, events: &[JobEvent]) {
+pub(super) async fn publish(ctx: &Context, reference: &ObjectReference, events: &[JobEvent]) {
     let results = join_all(events.iter().map(|e| {
         let event = Event {
             type_: if e.warning {

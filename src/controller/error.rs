@@ -19,6 +19,10 @@ pub enum ReconcileError {
     JobDelete(#[source] kube::Error),
     #[error("cannot mark the undecodable TFJob as failed: {0}")]
     Undecodable(#[source] kube::Error),
+    /// A bug: the reconcile panicked. Only this job is retried (with back-off); the process
+    /// and every other job go on.
+    #[error("the reconcile panicked: {0}")]
+    Panicked(String),
 }
 
 impl ReconcileError {
@@ -42,7 +46,13 @@ mod tests {
     fn kinds_are_stable_snake_case_labels() {
         assert_eq!(
             kinds().collect::<Vec<_>>(),
-            ["child_write", "status_write", "job_delete", "undecodable"]
+            [
+                "child_write",
+                "status_write",
+                "job_delete",
+                "undecodable",
+                "panicked"
+            ]
         );
         let error = ReconcileError::ChildWrite {
             failed: 2,

@@ -5,7 +5,10 @@
 //! every other job.
 
 use std::borrow::Cow;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+
+use futures::FutureExt;
 
 use jiff::Timestamp;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
@@ -14,10 +17,10 @@ use kube::core::error_boundary::InvalidObject;
 use kube::{Resource, ResourceExt};
 use kube_runtime::controller::Action;
 use kube_runtime::events::{Event, EventType};
-use tracing::{debug, instrument, warn};
+use tracing::{debug, error, instrument, warn};
 
 use super::adoption;
-use super::apply::apply;
+use super::apply::{apply, publish};
 use super::cache::CachedJob;
 use super::context::Context;
 use super::degraded;
@@ -25,7 +28,7 @@ use super::error::ReconcileError;
 use crate::ops::metrics::ReconcileResult;
 use tfjob_core::api::TFJob;
 use tfjob_core::api::is_managed_by_this_operator;
-use tfjob_core::plan::{Observed, plan_resolved, plan_undecodable};
+use tfjob_core::plan::{JobEvent, Observed, plan_resolved, plan_undecodable};
 
 pub type Object = DeserializeGuard<CachedJob>;
 
@@ -36,7 +39,14 @@ const BLOCKED_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 pub async fn reconcile(object: Arc<Object>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let job_key = backoff_key(&object.namespace().unwrap_or_default(), &object.name_any());
     let timer = ctx.metrics.reconcile_timer(&job_key);
-    let result = reconcile_job(&object, &ctx).await;
+    // A panic (a bug) fails this job's reconcile, not the process: the other jobs go on.
+    let result = match AssertUnwindSafe(reconcile_job(&object, &ctx))
+        .catch_unwind()
+        .await
+    {
+        Ok(result) => result,
+        Err(payload) => Err(contained_panic(&object, &ctx, panic_message(payload)).await),
+    };
     timer.finish(match &result {
         Err(_) => ReconcileResult::Error,
         Ok((_, true)) => ReconcileResult::RequeueAfter,
@@ -52,6 +62,15 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<(Action, bool),
         Err(invalid) => return mark_undecodable(invalid, ctx).await.map(|a| (a, false)),
     };
     let job = &cached.job;
+    #[cfg(feature = "fault-injection")]
+    if job
+        .annotations()
+        .get("tfjob-operator.dev/fault")
+        .map(String::as_str)
+        == Some("panic")
+    {
+        panic!("fault injected into the reconcile of {}", job.name_any());
+    }
     let key = (job.namespace().unwrap_or_default(), job.name_any());
     let uid = job.uid();
 
@@ -144,6 +163,40 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<(Action, bool),
     }
     Ok((action, requeued))
 }
+
+/// The error for a reconcile that panicked, with one Warning event on the job (per job and
+/// process) so that its owner sees it without reading the operator's logs.
+async fn contained_panic(object: &Object, ctx: &Context, message: String) -> ReconcileError {
+    error!(%message, "reconcile panicked; the job is retried with back-off");
+    if let Ok(cached) = &object.0
+        && let Some(uid) = cached.job.uid()
+        && ctx.announced.first_time(&uid, PANIC_REASON)
+    {
+        let event = JobEvent {
+            warning: true,
+            reason: PANIC_REASON.into(),
+            message: format!(
+                "the operator hit a bug reconciling this job ({message}); it retries with \
+                 back-off. Please report it with the TFJob's spec"
+            ),
+        };
+        publish(ctx, &cached.job.object_ref(&()), &[event]).await;
+    }
+    ReconcileError::Panicked(message)
+}
+
+/// What a panic said (`panic!` carries a `&str` or a `String`).
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => payload
+            .downcast_ref::<&str>()
+            .map_or_else(|| "a panic without a message".into(), |s| s.to_string()),
+    }
+}
+
+/// The reason of the Warning a job gets when its reconcile panicked.
+const PANIC_REASON: &str = "ReconcileError";
 
 pub fn error_policy(object: Arc<Object>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile_error(error.kind());

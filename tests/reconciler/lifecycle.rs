@@ -123,6 +123,63 @@ async fn jobs_managed_by_kueue_are_ignored() {
     ctx.teardown().await;
 }
 
+/// A bug that panics one job's reconcile (injected: the `fault-injection` test hook) fails that
+/// reconcile only: the job gets one Warning, is retried with back-off, and every other job goes
+/// on. Before, the panic ended the process and the restart hit it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_reconcile_fails_only_its_job() {
+    let ctx = TestContext::new("panic").await;
+    let operator = Operator::start(&ctx).await;
+    let _kubelet = sim_kubelet(&ctx);
+    let faulty = job_yaml("boom", "", &[("Worker", 1, "Never", FAST)]).replace(
+        "metadata: {name: boom}",
+        "metadata: {name: boom, annotations: {tfjob-operator.dev/fault: panic}}",
+    );
+    submit(&ctx, &faulty).await;
+    submit(&ctx, &job_yaml("fine", "", &[("Worker", 1, "Never", FAST)])).await;
+    await_condition(&ctx, "fine", "Succeeded", secs(30)).await;
+    let events = await_events(&ctx, "boom", "the ReconcileError warning", |events| {
+        events
+            .iter()
+            .any(|e| e.starts_with("Warning ReconcileError: "))
+    })
+    .await;
+    assert!(
+        events[0].contains("fault injected into the reconcile of boom"),
+        "{events:?}"
+    );
+    // Retried with back-off (several times by now), announced once.
+    wait_for(secs(20), "a few retries", || async {
+        let scrape = support::prom_text::Scrape::parse(&operator.scrape()).unwrap();
+        let errors = scrape.sum(
+            "tfjob_operator_reconcile_errors_total",
+            &[("kind", "panicked")],
+        );
+        if errors >= 3.0 {
+            Ok(())
+        } else {
+            Err(format!("{errors} panicked reconciles"))
+        }
+    })
+    .await;
+    let events = support::operator::job_events(&ctx, "boom").await;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.contains("ReconcileError"))
+            .count(),
+        1,
+        "{events:?}"
+    );
+    let job: TFJob = ctx.api::<TFJob>().get("boom").await.unwrap();
+    assert!(
+        job.status.is_none(),
+        "nothing written for it: {:?}",
+        job.status
+    );
+    ctx.teardown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_jobs_are_failed_with_the_field_named() {
     let ctx = TestContext::new("invalid").await;
