@@ -202,7 +202,7 @@ async fn start_servers(
     let ops = tokio::spawn(server.serve(until(drained_rx)));
 
     let (webhook_stop, webhook_stop_rx) = oneshot::channel::<()>();
-    let webhook = match args.webhook.settings()? {
+    let webhook = match args.webhook.settings(args.watch.placement())? {
         None => None,
         Some(settings) => {
             let webhook = Webhook::start(settings, Some(client.clone()), readiness.clone())

@@ -167,6 +167,14 @@ impl WatchArgs {
     }
 
     /// The controller's settings; `instance` names this replica in events.
+    /// How pods are addressed, for the webhook's TF_CONFIG size check.
+    pub fn placement(&self) -> crate::webhook::Placement {
+        crate::webhook::Placement {
+            service_mode: self.service_mode,
+            cluster_domain: self.custom_cluster_domain.clone(),
+        }
+    }
+
     pub fn settings(&self, instance: String) -> Result<Settings, ConfigError> {
         let namespaces = match self.namespace_scope()? {
             NamespaceScope::All => vec![],

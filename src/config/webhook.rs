@@ -9,7 +9,7 @@ use super::values::{
     ConfigError, SERVICE_ACCOUNT_NAMESPACE_FILE, check_dns_label, check_namespace, check_subdomain,
     parse_duration, pod_namespace,
 };
-use crate::webhook::{CertSource, SelfSignedSettings, SubjectNames, WebhookSettings};
+use crate::webhook::{CertSource, Placement, SelfSignedSettings, SubjectNames, WebhookSettings};
 
 /// Where upstream mounts the webhook certificate Secret.
 pub const DEFAULT_WEBHOOK_CERT_DIR: &str = "/tmp/k8s-webhook-server/serving-certs";
@@ -177,8 +177,9 @@ impl WebhookArgs {
         Ok(())
     }
 
-    /// The webhook's settings, or `None` when `--webhook-enabled` is off.
-    pub fn settings(&self) -> Result<Option<WebhookSettings>, ConfigError> {
+    /// The webhook's settings, or `None` when `--webhook-enabled` is off. `placement` comes
+    /// from the watch flags (service mode, cluster domain).
+    pub fn settings(&self, placement: Placement) -> Result<Option<WebhookSettings>, ConfigError> {
         if !self.webhook_enabled {
             return Ok(None);
         }
@@ -186,7 +187,12 @@ impl WebhookArgs {
             |key| std::env::var(key).ok(),
             || std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE_FILE).ok(),
         )
-        .map(Some)
+        .map(|settings| {
+            Some(WebhookSettings {
+                placement,
+                ..settings
+            })
+        })
     }
 
     fn webhook_settings_with(
@@ -267,6 +273,7 @@ impl WebhookArgs {
             bind: SocketAddr::from(([0, 0, 0, 0], self.webhook_server_port)),
             certs,
             defaulting: self.webhook_defaulting,
+            placement: Placement::default(),
         })
     }
 }
@@ -295,7 +302,11 @@ mod tests {
         }
         let args: WebhookArgs = parse_ok(&[]);
         assert!(!args.webhook_enabled);
-        assert!(args.settings().expect("valid").is_none());
+        assert!(
+            args.settings(Placement::default())
+                .expect("valid")
+                .is_none()
+        );
         assert_eq!(args.webhook_server_port, 9443);
         assert_eq!(args.webhook_cert_mode, WebhookCertMode::SelfSigned);
         assert_eq!(

@@ -17,6 +17,7 @@
 //! which field to fix.
 
 use k8s_openapi::ByteString;
+use kube::ResourceExt;
 use kube::core::DynamicObject;
 use kube::core::admission::{
     AdmissionRequest, AdmissionResponse, AdmissionReview, META_API_VERSION_V1, META_KIND, Operation,
@@ -24,7 +25,11 @@ use kube::core::admission::{
 use kube::core::response::{StatusCause, StatusDetails, StatusSummary};
 use serde_json::Value;
 
-use tfjob_core::api::{ErrorKind, FieldError, TFJob, ValidationError, validate, validate_update};
+use tfjob_core::api::{
+    EffectiveSpec, ErrorKind, FieldError, ServiceMode, TFJob, ValidationError, validate,
+    validate_update,
+};
+use tfjob_core::plan::tf_config::{self, Addressing};
 
 use super::defaulting::normalisation_patch;
 
@@ -64,8 +69,21 @@ pub enum ReviewError {
     },
 }
 
+/// Where the operator's pods find each other, which decides how long a job's TF_CONFIG gets
+/// (`--service-mode`, `CUSTOM_CLUSTER_DOMAIN`): a job whose TF_CONFIG no pod could start with
+/// is refused here too.
+#[derive(Clone, Debug, Default)]
+pub struct Placement {
+    pub service_mode: ServiceMode,
+    pub cluster_domain: Option<String>,
+}
+
 /// Answers one AdmissionReview body with the AdmissionReview to send back.
-pub fn review(endpoint: Endpoint, body: &[u8]) -> Result<Value, ReviewError> {
+pub fn review(
+    endpoint: Endpoint,
+    body: &[u8],
+    placement: &Placement,
+) -> Result<Value, ReviewError> {
     let review: AdmissionReview<DynamicObject> =
         serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
     if review.types.api_version != META_API_VERSION_V1 || review.types.kind != META_KIND {
@@ -77,7 +95,7 @@ pub fn review(endpoint: Endpoint, body: &[u8]) -> Result<Value, ReviewError> {
     let request: AdmissionRequest<DynamicObject> =
         review.try_into().map_err(|_| ReviewError::NoRequest)?;
     let response = match endpoint {
-        Endpoint::Validate => validate_request(&request)?,
+        Endpoint::Validate => validate_request(&request, placement)?,
         Endpoint::Mutate => mutate_request(&request)?,
     };
     let mut answer =
@@ -93,6 +111,7 @@ pub fn review(endpoint: Endpoint, body: &[u8]) -> Result<Value, ReviewError> {
 
 fn validate_request(
     request: &AdmissionRequest<DynamicObject>,
+    placement: &Placement,
 ) -> Result<AdmissionResponse, ReviewError> {
     let allowed = AdmissionResponse::from(request);
     // Only the main resource is ours to check: status writes and DELETE/CONNECT pass (the
@@ -123,14 +142,23 @@ fn validate_request(
         Ok(job) => job,
         Err(message) => return Ok(deny_message(allowed, &message)),
     };
+    let namespace = request
+        .namespace
+        .clone()
+        .or_else(|| new.namespace())
+        .unwrap_or_default();
+    let with_size = |result, job: &TFJob| tf_config_fits(result, job, &namespace, placement);
     let result = match (request.operation.clone(), request.old_object.as_ref()) {
         (Operation::Update, Some(old)) => match decode(old) {
-            Ok(old) => ratchet(validate_update(&old, &new), &validate(&old)),
+            Ok(old) => ratchet(
+                with_size(validate_update(&old, &new), &new),
+                &with_size(validate(&old), &old),
+            ),
             // An old object this version cannot read (stored before a schema change) can only
             // be compared field by field, which is what decoding failed at; check the new one.
-            Err(_) => validate(&new),
+            Err(_) => with_size(validate(&new), &new),
         },
-        _ => validate(&new),
+        _ => with_size(validate(&new), &new),
     };
     Ok(match result {
         Ok(()) => allowed,
@@ -177,6 +205,33 @@ fn mutate_request(
 /// created before the webhook (or before a rule) can still get labels, lose finalizers or be
 /// fixed one field at a time, while anything the update introduces or alters is refused. This
 /// is Kubernetes' own "validation ratcheting" for CRDs (1.28+).
+/// A valid job's TF_CONFIG must fit in one environment variable of its pods (the reconciler
+/// fails the job with the same error otherwise).
+fn tf_config_fits(
+    result: Result<(), ValidationError>,
+    job: &TFJob,
+    namespace: &str,
+    placement: &Placement,
+) -> Result<(), ValidationError> {
+    result?;
+    let Ok(spec) = EffectiveSpec::resolve(job) else {
+        return Ok(());
+    };
+    let name = job.name_any();
+    let at = Addressing {
+        job_name: &name,
+        namespace,
+        cluster_domain: placement.cluster_domain.as_deref(),
+        service_mode: placement.service_mode,
+    };
+    match tf_config::check_size(&spec, &at) {
+        Some(error) => Err(ValidationError {
+            errors: vec![error],
+        }),
+        None => Ok(()),
+    }
+}
+
 fn ratchet(
     update: Result<(), ValidationError>,
     old: &Result<(), ValidationError>,
@@ -314,7 +369,7 @@ mod tests {
 
     /// The response part of the answer, as JSON.
     fn answer(endpoint: Endpoint, body: &[u8]) -> Value {
-        let value = review(endpoint, body).expect("a valid review");
+        let value = review(endpoint, body, &Placement::default()).expect("a valid review");
         assert_eq!(value["apiVersion"], "admission.k8s.io/v1");
         assert_eq!(value["kind"], "AdmissionReview");
         assert_eq!(
@@ -322,6 +377,38 @@ mod tests {
             "the uid is echoed"
         );
         value["response"].clone()
+    }
+
+    /// The reconciler's TF_CONFIG limit, at admission: computed with the operator's addressing,
+    /// so a job that fits with one Service per replica may not fit with one per job.
+    #[test]
+    fn a_job_whose_tf_config_cannot_reach_its_pods_is_denied() {
+        let big = job(json!({"spec": {"tfReplicaSpecs": {"Worker": {"replicas": 4200}}}}));
+        let answer = |mode| {
+            let placement = Placement {
+                service_mode: mode,
+                cluster_domain: Some("cluster.local".into()),
+            };
+            let body = review_body("CREATE", big.clone(), None);
+            review(Endpoint::Validate, &body, &placement).expect("a valid review")["response"]
+                .clone()
+        };
+        let denied = answer(ServiceMode::PerReplica);
+        assert_eq!(denied["allowed"], false);
+        let message = denied["status"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("spec.tfReplicaSpecs: Forbidden: TF_CONFIG would be "),
+            "{message}"
+        );
+        assert_eq!(
+            denied["status"]["details"]["causes"][0]["field"],
+            "spec.tfReplicaSpecs"
+        );
+        let sparse = job(json!({"spec": {"enableDynamicWorker": true,
+            "tfReplicaSpecs": {"Worker": {"replicas": 4200}}}}));
+        let body = review_body("CREATE", sparse, None);
+        let allowed = review(Endpoint::Validate, &body, &Placement::default()).unwrap();
+        assert_eq!(allowed["response"]["allowed"], true);
     }
 
     #[test]
@@ -526,7 +613,7 @@ mod tests {
 
     #[test]
     fn malformed_reviews_are_errors_with_a_clear_message() {
-        let err = review(Endpoint::Validate, b"{not json").unwrap_err();
+        let err = review(Endpoint::Validate, b"{not json", &Placement::default()).unwrap_err();
         assert!(matches!(err, ReviewError::Malformed(_)), "{err:?}");
         assert!(
             err.to_string()
@@ -537,6 +624,7 @@ mod tests {
         let err = review(
             Endpoint::Validate,
             br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":null}"#,
+            &Placement::default(),
         )
         .unwrap_err();
         assert_eq!(
@@ -548,6 +636,7 @@ mod tests {
         let err = review(
             Endpoint::Validate,
             br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#,
+            &Placement::default(),
         )
         .unwrap_err();
         assert_eq!(err.to_string(), "the AdmissionReview has no request");
@@ -555,7 +644,12 @@ mod tests {
         let mut body: Value =
             serde_json::from_slice(&review_body("CREATE", job(json!({})), None)).unwrap();
         body["request"]["object"] = Value::Null;
-        let err = review(Endpoint::Validate, &serde_json::to_vec(&body).unwrap()).unwrap_err();
+        let err = review(
+            Endpoint::Validate,
+            &serde_json::to_vec(&body).unwrap(),
+            &Placement::default(),
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "the CREATE request 705ab4f5-6393-11e8-b7cc-42010a800002 carries no object"

@@ -35,7 +35,9 @@ use crate::ops::Readiness;
 
 pub use ca_bundle::{CaBundleError, CaBundlePublisher, Published};
 pub use certs::{CertError, SubjectNames};
-pub use handler::{MUTATE_PATH, MUTATING_WEBHOOK_NAME, VALIDATE_PATH, VALIDATING_WEBHOOK_NAME};
+pub use handler::{
+    MUTATE_PATH, MUTATING_WEBHOOK_NAME, Placement, VALIDATE_PATH, VALIDATING_WEBHOOK_NAME,
+};
 pub use server::ServeError;
 
 use certs::SelfSignedCa;
@@ -51,6 +53,8 @@ pub struct WebhookSettings {
     pub certs: CertSource,
     /// Serve the defaulting path too.
     pub defaulting: bool,
+    /// How the operator addresses pods (the TF_CONFIG size check needs it).
+    pub placement: Placement,
 }
 
 /// Where the serving certificate comes from.
@@ -154,9 +158,12 @@ impl Webhook {
             }
         };
         let tls = tls::server_config(cert.clone())?;
-        let server =
-            server::WebhookServer::bind(settings.bind, tls, server::router(settings.defaulting))
-                .await?;
+        let server = server::WebhookServer::bind(
+            settings.bind,
+            tls,
+            server::router(settings.defaulting, settings.placement.clone()),
+        )
+        .await?;
         Ok(Webhook {
             server,
             certs,
@@ -299,6 +306,7 @@ mod tests {
                 resync_interval: Duration::from_secs(60),
             }),
             defaulting: false,
+            placement: Placement::default(),
         }
     }
 
@@ -487,6 +495,7 @@ mod tests {
                 reload_interval: Duration::from_millis(100),
             },
             defaulting: false,
+            placement: Placement::default(),
         };
 
         // No files yet: serving, but not ready and no handshake succeeds.

@@ -28,7 +28,7 @@ use tokio_rustls::TlsAcceptor;
 use tower_http::limit::RequestBodyLimitLayer;
 use tracing::{debug, warn};
 
-use super::handler::{self, Endpoint, MUTATE_PATH, VALIDATE_PATH};
+use super::handler::{self, Endpoint, MUTATE_PATH, Placement, VALIDATE_PATH};
 
 /// Largest AdmissionReview accepted. The apiserver takes objects up to 3 MiB and an UPDATE
 /// review carries the object twice (new and old), plus JSON overhead.
@@ -52,24 +52,26 @@ pub enum ServeError {
 }
 
 /// The routes; `defaulting` adds the mutating path.
-pub fn router(defaulting: bool) -> Router {
-    let mut router = Router::new().route(VALIDATE_PATH, post(validate));
+pub fn router(defaulting: bool, placement: Placement) -> Router {
+    let placement = Arc::new(placement);
+    let mut router = Router::new().route(
+        VALIDATE_PATH,
+        post({
+            let placement = placement.clone();
+            move |body: Bytes| async move { respond(Endpoint::Validate, &body, &placement) }
+        }),
+    );
     if defaulting {
-        router = router.route(MUTATE_PATH, post(mutate));
+        router = router.route(
+            MUTATE_PATH,
+            post(move |body: Bytes| async move { respond(Endpoint::Mutate, &body, &placement) }),
+        );
     }
     router.layer(RequestBodyLimitLayer::new(MAX_BODY))
 }
 
-async fn validate(body: Bytes) -> Response {
-    respond(Endpoint::Validate, &body)
-}
-
-async fn mutate(body: Bytes) -> Response {
-    respond(Endpoint::Mutate, &body)
-}
-
-fn respond(endpoint: Endpoint, body: &[u8]) -> Response {
-    match handler::review(endpoint, body) {
+fn respond(endpoint: Endpoint, body: &[u8], placement: &Placement) -> Response {
+    match handler::review(endpoint, body, placement) {
         Ok(answer) => {
             let response = &answer["response"];
             debug!(

@@ -69,7 +69,13 @@ fn webhook_renders_its_configuration_service_flags_and_only_the_rbac_it_needs() 
         objects::name(config)
     );
     assert_eq!(flags.webhook.webhook_cert_mode, WebhookCertMode::SelfSigned);
-    assert!(flags.webhook.settings().expect("valid settings").is_some());
+    assert!(
+        flags
+            .webhook
+            .settings(flags.watch.placement())
+            .expect("valid settings")
+            .is_some()
+    );
 
     // RBAC: get and patch of that one configuration, nothing else (no Secrets).
     let role = get(&objs, "ClusterRole", "tfjob-operator-webhook");

@@ -59,6 +59,7 @@ async fn the_deployed_rbac_is_all_the_self_signed_mode_needs() {
             resync_interval: Duration::from_secs(1),
         }),
         defaulting: false,
+        placement: Default::default(),
     };
     let readiness = Readiness::new();
     readiness.set_caches_synced(true);

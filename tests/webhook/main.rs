@@ -247,6 +247,7 @@ async fn start_webhook(
             resync_interval: Duration::from_secs(1),
         }),
         defaulting,
+        placement: Default::default(),
     };
     Webhook::start(settings, Some(ctx.client.clone()), Readiness::new())
         .await

@@ -11,7 +11,14 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::api::naming::child_name;
-use crate::api::{EffectiveSpec, ReplicaType, ServiceMode};
+use crate::api::{EffectiveSpec, ErrorKind, FieldError, ReplicaType, ServiceMode};
+
+/// Linux's limit on one environment string, `NAME=value` and its NUL (`MAX_ARG_STRLEN`,
+/// 32 pages): a longer one makes every exec fail, so the container can never start.
+pub const MAX_ENV_STRING: usize = 32 * 4096;
+
+/// The longest TF_CONFIG value that fits: the limit less `TF_CONFIG=` and the NUL.
+pub const MAX_TF_CONFIG_LEN: usize = MAX_ENV_STRING - "TF_CONFIG=".len() - 1;
 
 /// Where TF_CONFIG hosts live.
 #[derive(Clone, Copy, Debug)]
@@ -78,6 +85,86 @@ struct Sparse {
 /// Whether the job gets a TF_CONFIG at all: single-pod jobs do not.
 pub fn is_distributed(spec: &EffectiveSpec) -> bool {
     spec.total_replicas() != 1
+}
+
+/// The length of the longest TF_CONFIG any pod of the job gets, computed without building it
+/// (a 10,000-worker job's standard form is half a megabyte). 0 for single-pod jobs.
+pub fn longest_len(spec: &EffectiveSpec, at: &Addressing<'_>) -> usize {
+    if !is_distributed(spec) {
+        return 0;
+    }
+    if spec.enable_dynamic_worker {
+        // Each pod lists itself and the PS: the highest index of each type is the longest.
+        return spec
+            .replicas
+            .iter()
+            .filter(|(_, r)| r.replicas > 0)
+            .map(|(t, r)| tf_config_for(spec, at, *t, r.replicas - 1).len())
+            .max()
+            .unwrap_or(0);
+    }
+    // {"cluster":{"ps":["h0","h1"],"worker":[…]},"task":{"type":"ps","index":1},"environment":"cloud"}
+    let mut cluster = 0usize;
+    for (t, replica) in &spec.replicas {
+        let n = usize::try_from(replica.replicas).unwrap_or(0);
+        // Every host is the host of index 0 with its own index's digits instead of "0".
+        let base = at.host(*t, 0, replica.port).len() - 1;
+        let hosts = n * (base + 2) + digits_sum(replica.replicas) + n.saturating_sub(1);
+        cluster += t.lower().len() + 4 + hosts + 1;
+    }
+    cluster += spec.replicas.len().saturating_sub(1);
+    let task = spec
+        .replicas
+        .iter()
+        .filter(|(_, r)| r.replicas > 0)
+        .map(|(t, r)| t.lower().len() + digits(r.replicas - 1))
+        .max()
+        .unwrap_or(0);
+    r#"{"cluster":{"#.len()
+        + cluster
+        + r#"},"task":{"type":""#.len()
+        + task
+        + r#"","index":"#.len()
+        + r#"},"environment":"cloud"}"#.len()
+}
+
+/// The validation error of a job whose TF_CONFIG could not be passed to any of its pods.
+pub fn check_size(spec: &EffectiveSpec, at: &Addressing<'_>) -> Option<FieldError> {
+    let len = longest_len(spec, at);
+    (len > MAX_TF_CONFIG_LEN).then(|| FieldError {
+        path: "spec.tfReplicaSpecs".into(),
+        kind: ErrorKind::Forbidden,
+        detail: format!(
+            "TF_CONFIG would be {len} bytes, more than the {MAX_TF_CONFIG_LEN} that Linux allows \
+             in one environment variable (MAX_ARG_STRLEN), so no pod could start"
+        ),
+        hint: Some(
+            "set spec.enableDynamicWorker: true (each pod then lists only itself and the PS), \
+             or use fewer replicas or a shorter job name"
+                .into(),
+        ),
+    })
+}
+
+/// Decimal digits of `n` (with its sign).
+fn digits(n: i32) -> usize {
+    n.to_string().len()
+}
+
+/// The total number of decimal digits of `0, 1, …, n - 1`.
+fn digits_sum(n: i32) -> usize {
+    let n = i64::from(n.max(0));
+    let mut total = 0i64;
+    let mut low = 0i64;
+    let mut high = 10i64;
+    let mut width = 1i64;
+    while low < n {
+        total += (n.min(high) - low) * width;
+        low = high;
+        high *= 10;
+        width += 1;
+    }
+    usize::try_from(total).unwrap_or(usize::MAX)
 }
 
 /// TF_CONFIG for replica `index` of `replica_type`.
@@ -155,6 +242,82 @@ spec:
             cluster_domain: domain,
             service_mode: mode,
         }
+    }
+
+    /// The computed length is the length of the longest TF_CONFIG actually built.
+    #[test]
+    fn longest_len_matches_the_built_strings() {
+        let shapes = [
+            MNIST.to_string(),
+            job_with(&[("Worker", 1)], false),
+            job_with(&[("Worker", 12), ("PS", 3)], false),
+            job_with(&[("Chief", 1), ("Worker", 101), ("Evaluator", 1)], false),
+            job_with(&[("Worker", 1000), ("PS", 10)], false),
+            job_with(&[("Worker", 11), ("PS", 2)], true),
+            job_with(&[("Worker", 0), ("PS", 2)], false),
+        ];
+        for yaml in shapes {
+            let spec = spec(&yaml);
+            for (domain, mode) in [
+                (None, ServiceMode::PerReplica),
+                (Some("cluster.local"), ServiceMode::PerJob),
+            ] {
+                let at = at(domain, mode);
+                let built = spec
+                    .replicas
+                    .iter()
+                    .flat_map(|(t, r)| (0..r.replicas).map(move |i| (*t, i)))
+                    .map(|(t, i)| tf_config_for(&spec, &at, t, i).len())
+                    .max()
+                    .filter(|_| is_distributed(&spec))
+                    .unwrap_or(0);
+                assert_eq!(longest_len(&spec, &at), built, "{yaml} {mode:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_tf_config_over_the_exec_limit_is_refused_with_the_fix() {
+        let at = at(None, ServiceMode::PerReplica);
+        let fits = spec(&job_with(&[("Worker", 2000), ("PS", 1)], false));
+        assert!(
+            check_size(&fits, &at).is_none(),
+            "{}",
+            longest_len(&fits, &at)
+        );
+        let too_big = spec(&job_with(&[("Worker", 3500), ("PS", 1)], false));
+        let error = check_size(&too_big, &at).expect("refused");
+        assert_eq!(error.path, "spec.tfReplicaSpecs");
+        assert!(
+            error
+                .to_string()
+                .starts_with("spec.tfReplicaSpecs: Forbidden: TF_CONFIG would be "),
+            "{error}"
+        );
+        assert!(
+            error.explained().contains("enableDynamicWorker: true"),
+            "{}",
+            error.explained()
+        );
+        // The sparse form of the same job fits: each worker lists itself and the PS.
+        let sparse = spec(&job_with(&[("Worker", 10_000), ("PS", 1)], true));
+        assert!(check_size(&sparse, &at).is_none());
+        assert_eq!(digits_sum(0), 0);
+        assert_eq!(digits_sum(10), 10);
+        assert_eq!(digits_sum(11), 12);
+        assert_eq!(digits_sum(101), 10 + 180 + 3);
+    }
+
+    fn job_with(replicas: &[(&str, i32)], dynamic: bool) -> String {
+        let mut yaml = format!(
+            "metadata: {{name: mnist}}\nspec:\n  enableDynamicWorker: {dynamic}\n  tfReplicaSpecs:\n"
+        );
+        for (t, n) in replicas {
+            yaml.push_str(&format!(
+                "    {t}: {{replicas: {n}, template: {{spec: {{containers: [{{name: tensorflow, image: tf}}]}}}}}}\n"
+            ));
+        }
+        yaml
     }
 
     #[test]

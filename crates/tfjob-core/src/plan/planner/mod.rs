@@ -25,7 +25,7 @@ use super::observe::{NO_EXIT_CODE, PodFacts};
 use super::output::{JobEvent, Plan};
 use super::rules::limits::{self, Limit};
 use super::rules::{cleanup, gang, suspend, ttl};
-use super::tf_config::Addressing;
+use super::tf_config::{self, Addressing};
 use super::transitions::{self, FailReason, JobName, Transition};
 use crate::api::{
     EffectiveSpec, JobStatus, ReplicaType, TFJob, ValidationError, is_managed_by_this_operator,
@@ -122,6 +122,14 @@ impl Pass<'_> {
         };
         if conditions::is_finished(&self.status.conditions) {
             return self.finished(spec);
+        }
+        // Needs the namespace and the operator's addressing, so it is checked here (and in the
+        // webhook) rather than with the spec alone.
+        if let Some(error) = tf_config::check_size(spec, &self.builder(spec).addressing) {
+            self.record(Transition::Failed(FailReason::Validation(
+                error.explained(),
+            )));
+            return;
         }
         if spec.suspend {
             return self.suspend();

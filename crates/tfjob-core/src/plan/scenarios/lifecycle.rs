@@ -163,6 +163,37 @@ fn jobs_being_deleted_are_left_to_garbage_collection() {
     assert!(world.plan(t(0)).is_noop());
 }
 
+/// 2,500 workers of a long-named job in the standard TF_CONFIG form: every pod's TF_CONFIG
+/// would be over Linux's 128 KiB limit for one environment variable, so the job fails at
+/// once, creating nothing, instead of creating thousands of pods that all fail at exec.
+#[test]
+fn a_tf_config_no_pod_could_start_with_fails_the_job_before_any_pod() {
+    let long_name = "a-rather-long-job-name-for-a-large-training-run";
+    let yaml = mnist("", "Never")
+        .replace("replicas: 2", "replicas: 2500")
+        .replace("name: mnist", &format!("name: {long_name}"));
+    let mut world = World::new(&yaml);
+    let plan = world.step(t(0));
+    assert!(plan.create_pods.is_empty() && plan.create_services.is_empty());
+    assert_eq!(
+        world.conditions(),
+        [
+            "Created=True/TFJobCreated",
+            "Failed=True/TFJobFailedValidation"
+        ]
+    );
+    let message = world.job.status.as_ref().unwrap().conditions[1]
+        .message
+        .clone()
+        .unwrap();
+    assert!(
+        message.starts_with(
+            "TFJob failed validation because spec.tfReplicaSpecs: Forbidden: TF_CONFIG would be "
+        ) && message.contains("enableDynamicWorker: true"),
+        "{message}"
+    );
+}
+
 #[test]
 fn invalid_jobs_fail_with_a_message_naming_the_field_and_nothing_else() {
     let mut world = World::new(&mnist("", "Sometimes"));
