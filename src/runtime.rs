@@ -83,7 +83,12 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let settings = args.watch.settings(identity.clone())?;
     let kube_config = ops::client::load_config(args.upstream.kubeconfig.as_deref()).await?;
     let metrics = Metrics::new().context("cannot register the metrics")?;
-    let client = ops::build_client(kube_config, args.client.rate_limit(), &metrics)?;
+    let client = ops::build_client(
+        kube_config,
+        args.client.rate_limit(),
+        args.client.request_timeout(),
+        &metrics,
+    )?;
     let readiness = Readiness::new();
 
     let (stop_tx, stop_rx) = watch::channel(Stop::Running);

@@ -1,6 +1,8 @@
-//! The Kubernetes client's flags: the client-side rate limit.
+//! The Kubernetes client's flags: the client-side rate limit and the request timeout.
 
-use super::values::ConfigError;
+use std::time::Duration;
+
+use super::values::{ConfigError, parse_duration};
 use crate::ops::client::RateLimit;
 
 /// Flags of the API client.
@@ -23,12 +25,28 @@ pub struct ClientArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub kube_api_burst: u32,
+
+    /// How long any request but a watch may go without an answer before it fails (and its
+    /// reconcile is retried with back-off). 0 disables the limit.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "TFJOB_REQUEST_TIMEOUT",
+        default_value = "30s",
+        value_parser = parse_duration
+    )]
+    pub request_timeout: Duration,
 }
 
 impl ClientArgs {
     /// Nothing to check beyond what each flag's parser checks.
     pub fn validate(&self) -> Result<(), ConfigError> {
         Ok(())
+    }
+
+    /// The request timeout; `None` when disabled (`--request-timeout=0s`).
+    pub fn request_timeout(&self) -> Option<Duration> {
+        (!self.request_timeout.is_zero()).then_some(self.request_timeout)
     }
 
     /// The client-side API rate limit (disabled when `--kube-api-qps` is 0).
@@ -75,10 +93,17 @@ mod tests {
                 burst: 40
             }
         );
+        assert_eq!(defaults.request_timeout(), Some(Duration::from_secs(30)));
+        let args: ClientArgs = parse_ok(&["--request-timeout=1m"]);
+        assert_eq!(args.request_timeout(), Some(Duration::from_secs(60)));
+        let args: ClientArgs = parse_ok(&["--request-timeout=0s"]);
+        assert_eq!(args.request_timeout(), None, "0 disables it");
         assert_each_rejected::<ClientArgs>(&[
             (&["--kube-api-qps=-1"][..], "--kube-api-qps"),
             (&["--kube-api-qps=NaN"], "--kube-api-qps"),
             (&["--kube-api-burst=0"], "--kube-api-burst"),
+            (&["--request-timeout=soon"], "--request-timeout"),
+            (&["--request-timeout=30"], "--request-timeout"),
         ]);
     }
 

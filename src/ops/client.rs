@@ -3,7 +3,10 @@
 //!
 //! 1. [`RateLimitLayer`]: a token bucket (governor) shared by every request of the client,
 //!    the equivalent of client-go's `--kube-api-qps`/`--kube-api-burst`; off when qps is 0;
-//! 2. [`ApiMetricsLayer`]: counts each request into `tfjob_operator_api_requests_total{verb,code}`.
+//! 2. [`ApiMetricsLayer`]: counts each request into `tfjob_operator_api_requests_total{verb,code}`;
+//! 3. [`RequestTimeoutLayer`]: every request but a watch fails after `--request-timeout` without
+//!    an answer (kube sets none of its own: one hung create would hold its job's reconcile, and
+//!    enough of them every worker).
 //!
 //! Our layers sit outside kube's retry layer: a request kube retries (429/503/504) takes one
 //! token and is counted once, with its final status.
@@ -83,6 +86,7 @@ pub async fn load_config(kubeconfig: Option<&std::path::Path>) -> anyhow::Result
 pub fn build_client(
     config: kube::Config,
     rate_limit: RateLimit,
+    timeout: Option<Duration>,
     metrics: &Metrics,
 ) -> Result<kube::Client, ClientError> {
     let rate_limit = RateLimitLayer::new(rate_limit)?;
@@ -94,6 +98,7 @@ pub fn build_client(
         .unwrap_or_default();
     let builder = ClientBuilder::try_from(with_user_agent(config)).map_err(ClientError::Kube)?;
     Ok(builder
+        .with_layer(&RequestTimeoutLayer { timeout })
         .with_layer(&ApiMetricsLayer::new(metrics.clone(), host))
         .with_layer(&rate_limit)
         .build())
@@ -281,6 +286,74 @@ where
     }
 }
 
+/// Fails a request that has no answer (its response head) within `timeout`; watches, which
+/// are long by design, are exempt. `None`: no timeout.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestTimeoutLayer {
+    pub timeout: Option<Duration>,
+}
+
+impl<S> Layer<S> for RequestTimeoutLayer {
+    type Service = RequestTimeout<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestTimeout {
+            inner,
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// Service produced by [`RequestTimeoutLayer`].
+#[derive(Clone)]
+pub struct RequestTimeout<S> {
+    inner: S,
+    timeout: Option<Duration>,
+}
+
+/// A request that got no answer in time.
+#[derive(Debug, thiserror::Error)]
+#[error("no answer from the apiserver within {0:?} (--request-timeout)")]
+pub struct TimedOut(pub Duration);
+
+impl<S, B, RB> Service<Request<B>> for RequestTimeout<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    S::Future: Send + 'static,
+    S::Error: From<TimedOut> + Send + 'static,
+    RB: Send + 'static,
+{
+    type Response = Response<RB>;
+    type Error = S::Error;
+    type Future = ResponseFuture<Response<RB>, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let limit = self.timeout.filter(|_| !is_watch(&request));
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            match limit {
+                None => response.await,
+                Some(limit) => tokio::time::timeout(limit, response)
+                    .await
+                    .unwrap_or_else(|_| Err(TimedOut(limit).into())),
+            }
+        })
+    }
+}
+
+/// A watch: kube's `watch` operation, or `watch=true`/`watch=1` in the query.
+fn is_watch<B>(request: &Request<B>) -> bool {
+    request_verb(request) == "watch"
+        || request
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"))
+}
+
 /// The request's HTTP method, as client-go labels it.
 fn http_method<B>(request: &Request<B>) -> &'static str {
     match *request.method() {
@@ -457,6 +530,69 @@ mod tests {
         (url, rx)
     }
 
+    /// An apiserver that accepts connections and never answers (a black hole).
+    async fn silent_apiserver() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_request_without_an_answer_fails_after_the_timeout() {
+        let url = silent_apiserver().await;
+        let metrics = Metrics::new().expect("metrics");
+        let config = kube::Config::new(url.parse().expect("url"));
+        let timeout = Duration::from_millis(300);
+        let client =
+            build_client(config, RateLimit::UNLIMITED, Some(timeout), &metrics).expect("client");
+        let pods: Api<Pod> = Api::namespaced(client, "team-a");
+        let start = Instant::now();
+        let err = pods.get("any").await.expect_err("no answer");
+        let elapsed = start.elapsed();
+        assert!(err.to_string().contains("--request-timeout"), "{err}");
+        assert!(
+            elapsed >= timeout && elapsed < Duration::from_secs(5),
+            "{elapsed:?}"
+        );
+        let text = metrics.encode().expect("encode");
+        assert!(
+            text.contains("tfjob_operator_api_requests_total{code=\"error\",verb=\"get\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn watches_are_exempt_from_the_timeout() {
+        let request = |uri: &str, verb: Option<&'static str>| {
+            let mut request = Request::get(uri).body(()).expect("request");
+            if let Some(verb) = verb {
+                request.extensions_mut().insert(verb);
+            }
+            request
+        };
+        let cases = [
+            ("/api/v1/pods?watch=true&resourceVersion=1", None, true),
+            ("/api/v1/pods?resourceVersion=1&watch=1", None, true),
+            ("/api/v1/pods", Some("watch"), true),
+            ("/api/v1/pods?watch=false", None, false),
+            (
+                "/api/v1/pods?labelSelector=watch%3Dtrue",
+                Some("list"),
+                false,
+            ),
+            ("/api/v1/namespaces/a/pods/p", Some("get"), false),
+        ];
+        for (uri, verb, watch) in cases {
+            assert_eq!(is_watch(&request(uri, verb)), watch, "{uri} {verb:?}");
+        }
+    }
+
     #[tokio::test]
     async fn built_client_is_rate_limited() {
         let (url, _heads) = fake_apiserver(404).await;
@@ -468,6 +604,7 @@ mod tests {
                 qps: 10.0,
                 burst: 1,
             },
+            None,
             &metrics,
         )
         .expect("client");
@@ -498,6 +635,7 @@ mod tests {
                 qps: 100.0,
                 burst: 10,
             },
+            None,
             &metrics,
         )
         .expect("client");
