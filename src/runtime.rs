@@ -47,7 +47,6 @@ pub fn main(args: RunArgs) -> ExitCode {
 enum Stop {
     Running,
     Signal,
-    LostLease,
 }
 
 /// The servers that outlive the controller, and how to stop them.
@@ -137,14 +136,21 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         readiness.set_leader_state(LeaderState::Leading);
         metrics.set_leader(true);
         metrics.set_lease_status(lease, true);
-        // Losing the lease stops all work.
-        let stop_tx = stop_tx.clone();
-        tokio::spawn(async move {
+        // Losing the Lease is fail-stop, as in kube-controller-manager: the process exits at
+        // once, with requests in flight, so that none of its writes can start after another
+        // replica takes the Lease (the elector reports the loss at the renew deadline, before
+        // the Lease expires). Status writes that were already on the wire are conditional on
+        // the version they were planned from, so a late one is refused with 409.
+        let fail_stop = tokio::spawn(async move {
             if leading.wait_for(|l| !*l).await.is_ok() || leading.has_changed().is_err() {
-                let _ = stop_tx.send(Stop::LostLease);
+                error!(
+                    "lost the leader lease; exiting at once so that this replica writes nothing \
+                     more (it restarts as a standby)"
+                );
+                std::process::exit(1);
             }
         });
-        Some(handle)
+        Some((handle, fail_stop))
     } else {
         // Without election this replica always reconciles: it counts as the leader.
         metrics.set_leader(true);
@@ -168,8 +174,9 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         running
     });
-    let reason = *stop_rx.borrow();
-    if let Some(handle) = leader {
+    if let Some((handle, fail_stop)) = leader {
+        // Releasing the Lease on a clean stop is not losing it.
+        fail_stop.abort();
         metrics.set_leader(false);
         metrics.set_lease_status(&args.leader.leader_election_id, false);
         if let Err(err) = handle.release().await {
@@ -178,10 +185,6 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     servers.stop().await;
     result?;
-    if reason == Stop::LostLease {
-        error!("lost the leader lease; exiting so that this instance restarts as a standby");
-        return Ok(ExitCode::FAILURE);
-    }
     info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
 }

@@ -357,15 +357,31 @@ async fn write_status(
     let api: Api<TFJob> = Api::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
     let old = serde_json::to_value(current).unwrap_or_default();
     let new = serde_json::to_value(status).unwrap_or_default();
-    let patch = serde_json::json!({ "status": merge_patch::diff(&old, &new) });
-    let written = api
+    // Conditional on the version the plan was made from: a status computed from a stale view
+    // (another writer since, or this replica deposed while its request was in flight) is
+    // refused with 409 instead of overwriting a newer one. The job is then planned again from
+    // the fresh object the watch delivers.
+    let patch = serde_json::json!({
+        "metadata": { "resourceVersion": job.resource_version() },
+        "status": merge_patch::diff(&old, &new),
+    });
+    let written = match api
         .patch_status(
             &job.name_any(),
             &PatchParams::default(),
             &Patch::Merge(&patch),
         )
         .await
-        .map_err(ReconcileError::StatusWrite)?;
+    {
+        Ok(written) => written,
+        Err(kube::Error::Api(status)) if status.is_conflict() => {
+            if let Some(uid) = job.uid() {
+                ctx.statuses.forget(&uid);
+            }
+            return Err(ReconcileError::StatusConflict);
+        }
+        Err(error) => return Err(ReconcileError::StatusWrite(error)),
+    };
     if let (Some(uid), Some(rv)) = (
         written.uid(),
         written.resource_version().and_then(|v| v.parse().ok()),

@@ -15,6 +15,9 @@ pub enum ReconcileError {
     ChildWrite { failed: usize, first: String },
     #[error("cannot write the status of the TFJob: {0}")]
     StatusWrite(#[source] kube::Error),
+    /// The job changed since the view the status was planned from (409): plan again.
+    #[error("the TFJob changed since it was read; planning again from the new version")]
+    StatusConflict,
     #[error("cannot delete the TFJob after its TTL: {0}")]
     JobDelete(#[source] kube::Error),
     #[error("cannot mark the undecodable TFJob as failed: {0}")]
@@ -49,6 +52,7 @@ mod tests {
             [
                 "child_write",
                 "status_write",
+                "status_conflict",
                 "job_delete",
                 "undecodable",
                 "panicked"

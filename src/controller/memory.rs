@@ -27,11 +27,12 @@ pub struct StatusMemo {
 const MEMO_TTL: Duration = Duration::from_secs(300);
 
 impl StatusMemo {
-    /// The status to plan from: ours if the cached object (at `cached_rv`) predates our write.
-    pub fn newer_than(&self, uid: &str, cached_rv: u64) -> Option<JobStatus> {
+    /// The status to plan from, with the resourceVersion our write got: ours if the cached
+    /// object (at `cached_rv`) predates our write.
+    pub fn newer_than(&self, uid: &str, cached_rv: u64) -> Option<(u64, JobStatus)> {
         let mut written = self.lock();
         match written.get(uid) {
-            Some((rv, status, _)) if *rv > cached_rv => Some(status.clone()),
+            Some((rv, status, _)) if *rv > cached_rv => Some((*rv, status.clone())),
             Some(_) => {
                 written.remove(uid); // the cache has caught up
                 None
@@ -167,7 +168,7 @@ mod tests {
             ..Default::default()
         };
         memo.remember("uid", 10, status.clone());
-        assert_eq!(memo.newer_than("uid", 9), Some(status));
+        assert_eq!(memo.newer_than("uid", 9), Some((10, status)));
         assert_eq!(memo.newer_than("uid", 10), None);
         assert_eq!(memo.newer_than("uid", 9), None, "forgotten once caught up");
     }

@@ -83,9 +83,11 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<(Action, bool),
         .as_deref()
         .and_then(|uid| ctx.statuses.newer_than(uid, cached_rv))
     {
-        Some(status) => {
+        Some((rv, status)) => {
             let mut newer = job.clone();
             newer.status = Some(status);
+            // The status write is conditional on this version: the one our write produced.
+            newer.metadata.resource_version = Some(rv.to_string());
             Cow::Owned(newer)
         }
         None => Cow::Borrowed(job),

@@ -39,6 +39,7 @@ mod analysis;
 mod apiserver;
 mod faults;
 mod kills;
+mod partition;
 mod workload;
 
 use test_support as support;

@@ -231,6 +231,13 @@ impl FaultProxy {
         self.shared.frozen.send_replace(true);
     }
 
+    /// Ends a freeze like a healed network partition: requests held at the gate whose client
+    /// connection is still open are forwarded now (late); those of clients that went away in
+    /// the meantime are never sent.
+    pub fn thaw(&self) {
+        self.shared.frozen.send_replace(false);
+    }
+
     /// Waits (at most `timeout`) until no forwarded request is waiting for the apiserver;
     /// whether that happened.
     pub async fn await_quiet(&self, timeout: Duration) -> bool {
