@@ -2,11 +2,13 @@
 //! leadership when election is on, run the controller, and stop in one ordered sequence however
 //! the run ends (a signal, a lost Lease, or an error).
 //!
-//! Stopping: readiness turns to "shutting down" → running reconciles drain → the Lease is
+//! Stopping: readiness turns to "shutting down" → running reconciles drain (for at most
+//! [`DRAIN_LIMIT`]) → the Lease is
 //! released → the servers stop (they outlive the controller so `/readyz` can say why and the
 //! webhook keeps answering calls routed here before the endpoint was removed).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use tokio::sync::{oneshot, watch};
@@ -41,6 +43,9 @@ pub fn main(args: RunArgs) -> ExitCode {
         }
     }
 }
+
+/// How long running reconciles may take to finish once the operator is stopping.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 /// Why the controller stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,14 +162,30 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         None
     };
 
-    let result = controller::run(
+    let controller = controller::run(
         client,
         settings,
         metrics.clone(),
         readiness.clone(),
         stopped(stop_rx.clone()),
-    )
-    .await;
+    );
+    // Running reconciles get DRAIN_LIMIT after the stop; one stuck on a request that never
+    // answers is abandoned then, so the process exits well inside a pod's default 30 s grace
+    // period. Abandoning is safe: status writes are conditional and the next run plans again.
+    let drain_limit = async {
+        stopped(stop_rx.clone()).await;
+        tokio::time::sleep(DRAIN_LIMIT).await;
+    };
+    let result = tokio::select! {
+        result = controller => result,
+        () = drain_limit => {
+            warn!(
+                "reconciles still running {}s after the stop; abandoning them",
+                DRAIN_LIMIT.as_secs()
+            );
+            Ok(())
+        }
+    };
 
     readiness.set_shutting_down();
     stop_tx.send_if_modified(|s| {

@@ -37,6 +37,7 @@
 
 mod analysis;
 mod apiserver;
+mod black_hole;
 mod faults;
 mod kills;
 mod partition;

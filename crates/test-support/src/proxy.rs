@@ -131,6 +131,8 @@ struct Shared {
     rng: Mutex<u64>,
     /// `true` while frozen.
     frozen: watch::Sender<bool>,
+    /// Requests whose `METHOD path` contains this are held, unanswered, until healed.
+    black_hole: watch::Sender<Option<String>>,
     connections: Mutex<Vec<AbortHandle>>,
     records: Mutex<Vec<Record>>,
     /// Requests forwarded and not yet answered by the apiserver.
@@ -207,6 +209,7 @@ impl FaultProxy {
             faults_used: AtomicUsize::new(0),
             rng: Mutex::new(seed.max(1)),
             frozen: watch::channel(false).0,
+            black_hole: watch::channel(None).0,
             connections: Mutex::new(Vec::new()),
             records: Mutex::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
@@ -229,6 +232,19 @@ impl FaultProxy {
     /// Nothing new is forwarded and no answer is delivered from now on.
     pub fn freeze(&self) {
         self.shared.frozen.send_replace(true);
+    }
+
+    /// From now on, requests whose `METHOD path` contains `filter` are accepted and never
+    /// answered (not even forwarded) until [`FaultProxy::heal`].
+    pub fn black_hole(&self, filter: &str) {
+        self.shared
+            .black_hole
+            .send_replace(Some(filter.to_string()));
+    }
+
+    /// Ends the black hole: held requests are forwarded now, new ones pass.
+    pub fn heal(&self) {
+        self.shared.black_hole.send_replace(None);
     }
 
     /// Ends a freeze like a healed network partition: requests held at the gate whose client
@@ -415,6 +431,9 @@ async fn handle(
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     shared.wait_open().await; // frozen: never forwarded (reset() marks it NotForwarded)
+    shared
+        .wait_out_black_hole(&format!("{method} {path}"))
+        .await;
 
     // Forward.
     let mut builder = Request::builder().method(parts.method).uri(path.as_str());
@@ -630,6 +649,14 @@ impl Shared {
             self.faults_used.fetch_add(1, Ordering::SeqCst);
         }
         drawn
+    }
+
+    /// Holds a request while a black hole covers it.
+    async fn wait_out_black_hole(&self, request: &str) {
+        let mut hole = self.black_hole.subscribe();
+        let _ = hole
+            .wait_for(|filter| !filter.as_deref().is_some_and(|f| request.contains(f)))
+            .await;
     }
 
     async fn wait_open(&self) {
