@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 
 use crate::config::RunArgs;
 use crate::controller;
-use crate::ops::{self, LeaderElection, LeaderState, Metrics, OpsServer, Readiness};
+use crate::ops::{self, LeaderElection, LeaderState, Liveness, Metrics, OpsServer, Readiness};
 use crate::webhook::Webhook;
 
 /// Runs the operator with `args` until it stops; the exit code says how it ended.
@@ -223,6 +223,7 @@ async fn start_servers(
         args.servers.health_probe_bind_address.socket_addr(),
         metrics.clone(),
         readiness.clone(),
+        Liveness::new(metrics.clone(), args.servers.stall_after()),
     )
     .await
     .context("cannot serve metrics and health probes")?;

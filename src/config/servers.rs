@@ -1,6 +1,8 @@
 //! The addresses of the metrics and health-probe servers.
 
-use super::values::BindAddress;
+use std::time::Duration;
+
+use super::values::{BindAddress, parse_duration};
 
 /// Flags of the HTTP servers.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,6 +27,24 @@ pub struct ServerArgs {
         default_value = ":8081"
     )]
     pub health_probe_bind_address: BindAddress,
+
+    /// /healthz fails when jobs wait or reconciles run and none finished for this long (the
+    /// kubelet then restarts the container). 0 disables the check.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "TFJOB_STALL_TIMEOUT",
+        default_value = "5m",
+        value_parser = parse_duration
+    )]
+    pub stall_timeout: Duration,
+}
+
+impl ServerArgs {
+    /// The stall limit of the liveness probe; `None` when disabled.
+    pub fn stall_after(&self) -> Option<Duration> {
+        (!self.stall_timeout.is_zero()).then_some(self.stall_timeout)
+    }
 }
 
 #[cfg(test)]
@@ -49,6 +69,9 @@ mod tests {
         ]);
         assert_eq!(args.metrics_bind_address.to_string(), "127.0.0.1:9090");
         assert_eq!(args.health_probe_bind_address.to_string(), "[::1]:9091");
+        assert_eq!(defaults.stall_after(), Some(Duration::from_secs(300)));
+        let off: ServerArgs = parse_ok(&["--stall-timeout=0s"]);
+        assert_eq!(off.stall_after(), None);
         assert_each_rejected::<ServerArgs>(&[
             (
                 &["--metrics-bind-address=8080"][..],

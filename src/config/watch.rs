@@ -2,6 +2,8 @@
 //! the watch and list parameters, and the settings that shape children (service mode, gang
 //! scheduler, cluster domain).
 
+use std::time::Duration;
+
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use kube::core::Selector;
 use tfjob_core::api::ServiceMode;
@@ -9,7 +11,7 @@ use tfjob_core::api::podgroup::GangScheduler;
 use tfjob_core::plan::PlanConfig;
 
 use super::selector::parse_label_selector;
-use super::values::{ConfigError, check_namespace};
+use super::values::{ConfigError, check_namespace, parse_duration};
 use crate::controller::Settings;
 
 /// Flags of the watches and the reconciler.
@@ -108,6 +110,34 @@ pub struct WatchArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub allow_upstream_crd: bool,
+
+    /// How long past its deletion's due time (deletionTimestamp) a pod counts as stuck
+    /// Terminating: its job then gets a Warning and its condition names the pod and its node.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "TFJOB_STUCK_TERMINATING_AFTER",
+        default_value = "5m",
+        value_parser = parse_duration
+    )]
+    pub stuck_terminating_after: Duration,
+
+    /// Force-delete (grace period 0) a pod stuck Terminating whose node is gone or NotReady
+    /// for longer than --stuck-terminating-after, so its replica is created again (counted as
+    /// a restart against backoffLimit). Needs `get` on nodes. Only safe when a NotReady node's
+    /// workloads are really gone: a partitioned node may still run the old pod.
+    #[arg(
+        long,
+        env = "TFJOB_FORCE_DELETE_STUCK_PODS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub force_delete_stuck_pods: bool,
 }
 
 /// Which namespaces the operator watches.
@@ -190,6 +220,8 @@ impl WatchArgs {
                 cluster_domain: self.custom_cluster_domain.clone(),
                 service_mode: self.service_mode,
                 gang: GangScheduler::from_flag(&self.gang_scheduler_name),
+                stuck_after: self.stuck_terminating_after,
+                force_delete_stuck: self.force_delete_stuck_pods,
             },
             instance,
             allow_upstream_crd: self.allow_upstream_crd,

@@ -12,11 +12,10 @@ use kube::api::{
 };
 use kube::{Resource, ResourceExt};
 use kube_runtime::events::{Event, EventType};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use tracing::{debug, warn};
+use tracing::warn;
 
 use super::adoption;
+use super::child_writes::{Deletion, Wording, create_all, delete_all};
 use super::context::Context;
 use super::error::ReconcileError;
 use super::index::{ChildIndex, JobKey};
@@ -24,7 +23,7 @@ use super::merge_patch;
 use tfjob_core::api::{JobStatus, TFJob};
 use tfjob_core::plan::messages::event_reason;
 use tfjob_core::plan::observe::PodGroupFacts;
-use tfjob_core::plan::{ChildRef, JobEvent, Plan, PodGroupAction};
+use tfjob_core::plan::{JobEvent, Plan, PodGroupAction};
 
 /// Applies `plan` to `job`, whose status as last written is `current`.
 pub async fn apply(
@@ -84,20 +83,22 @@ pub async fn apply(
     ctx.metrics.pods_created(created_pods.done.len() as u64);
     ctx.metrics
         .services_created(created_services.done.len() as u64);
-    let mut child_events: Vec<JobEvent> = created_pods.events(
-        "pod",
-        event_reason::SUCCESSFUL_CREATE_POD,
-        event_reason::FAILED_CREATE_POD,
-        "Created pod",
-        "Error creating",
-    );
-    child_events.extend(created_services.events(
-        "service",
-        event_reason::SUCCESSFUL_CREATE_SERVICE,
-        event_reason::FAILED_CREATE_SERVICE,
-        "Created service",
-        "Error creating",
-    ));
+    let mut child_events: Vec<JobEvent> = created_pods.events(&Wording {
+        kind: "pod",
+        ok_reason: event_reason::SUCCESSFUL_CREATE_POD,
+        failed_reason: event_reason::FAILED_CREATE_POD,
+        ok_text: "Created pod",
+        failed_text: "Error creating",
+        done_word: "created",
+    });
+    child_events.extend(created_services.events(&Wording {
+        kind: "service",
+        ok_reason: event_reason::SUCCESSFUL_CREATE_SERVICE,
+        failed_reason: event_reason::FAILED_CREATE_SERVICE,
+        ok_text: "Created service",
+        failed_text: "Error creating",
+        done_word: "created",
+    }));
 
     // The status goes before any delete: it records why children go (a counted restart, a
     // finished job), so a failed write or a crash in between never loses that reason, and a
@@ -114,31 +115,38 @@ pub async fn apply(
         ctx.metrics.count(ns, *counter);
     }
 
-    let (deleted_pods, deleted_services) = futures::join!(
-        delete_all(&pods, &plan.delete_pods, |name| ctx
+    let (mut deleted_pods, deleted_services, forced) = futures::join!(
+        delete_all(&pods, &plan.delete_pods, Deletion::Graceful, |name| ctx
             .pods
             .deleting(key, name)),
-        delete_all(&services, &plan.delete_services, |name| ctx
-            .services
-            .deleting(key, name)),
+        delete_all(
+            &services,
+            &plan.delete_services,
+            Deletion::Graceful,
+            |name| ctx.services.deleting(key, name)
+        ),
+        delete_all(&pods, &plan.force_delete_pods, Deletion::Force, |_| {}),
     );
+    deleted_pods.absorb(forced);
     ctx.metrics.pods_deleted(deleted_pods.done.len() as u64);
     ctx.metrics
         .services_deleted(deleted_services.done.len() as u64);
-    child_events.extend(deleted_pods.events(
-        "pod",
-        event_reason::SUCCESSFUL_DELETE_POD,
-        event_reason::FAILED_DELETE_POD,
-        "Deleted pod",
-        "Error deleting",
-    ));
-    child_events.extend(deleted_services.events(
-        "service",
-        event_reason::SUCCESSFUL_DELETE_SERVICE,
-        event_reason::FAILED_DELETE_SERVICE,
-        "Deleted service",
-        "Error deleting",
-    ));
+    child_events.extend(deleted_pods.events(&Wording {
+        kind: "pod",
+        ok_reason: event_reason::SUCCESSFUL_DELETE_POD,
+        failed_reason: event_reason::FAILED_DELETE_POD,
+        ok_text: "Deleted pod",
+        failed_text: "Error deleting",
+        done_word: "deleted",
+    }));
+    child_events.extend(deleted_services.events(&Wording {
+        kind: "service",
+        ok_reason: event_reason::SUCCESSFUL_DELETE_SERVICE,
+        failed_reason: event_reason::FAILED_DELETE_SERVICE,
+        ok_text: "Deleted service",
+        failed_text: "Error deleting",
+        done_word: "deleted",
+    }));
 
     // Events once the status that records their transition is stored: a crash may lose one,
     // never write one twice.
@@ -169,11 +177,21 @@ pub async fn apply(
     .flat_map(|o| o.failed.iter())
     .chain(pod_group_failure.as_ref())
     .collect();
+    let progressed = plan.status.is_some()
+        || [
+            &created_pods,
+            &created_services,
+            &deleted_pods,
+            &deleted_services,
+        ]
+        .iter()
+        .any(|o| !o.done.is_empty());
     match failures.first() {
         None => Ok(()),
         Some(first) => Err(ReconcileError::ChildWrite {
             failed: failures.len(),
             first: (*first).clone(),
+            progressed,
         }),
     }
 }
@@ -246,106 +264,6 @@ async fn apply_pod_group(
         }
     };
     result.err()
-}
-
-/// Names written and errors met by a batch of child writes.
-#[derive(Default)]
-struct Outcome {
-    done: Vec<String>,
-    failed: Vec<String>,
-    /// Creates whose name was already taken.
-    taken: Vec<String>,
-}
-
-impl Outcome {
-    /// One event for the successes (`Created pod: a, b`) and one per distinct error.
-    fn events(
-        &self,
-        _kind: &str,
-        ok_reason: &str,
-        failed_reason: &str,
-        ok_text: &str,
-        failed_text: &str,
-    ) -> Vec<JobEvent> {
-        let mut events = Vec::new();
-        if !self.done.is_empty() {
-            events.push(JobEvent {
-                warning: false,
-                reason: ok_reason.into(),
-                message: format!("{ok_text}: {}", self.done.join(", ")),
-            });
-        }
-        for error in &self.failed {
-            let event = JobEvent {
-                warning: true,
-                reason: failed_reason.into(),
-                message: format!("{failed_text}: {error}"),
-            };
-            if !events.contains(&event) {
-                events.push(event);
-            }
-        }
-        events
-    }
-}
-
-async fn create_all<K>(api: &Api<K>, objects: Vec<K>, record: impl Fn(&K)) -> Outcome
-where
-    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
-{
-    let params = PostParams::default();
-    let results = join_all(objects.iter().map(|o| api.create(&params, o))).await;
-    let mut outcome = Outcome::default();
-    for (object, result) in objects.iter().zip(results) {
-        match result {
-            Ok(created) => {
-                record(&created);
-                outcome.done.push(created.name_any());
-            }
-            // Usually our cache lagged behind our own earlier write; who holds the name is
-            // checked afterwards (adoption::resolve_taken).
-            Err(kube::Error::Api(status)) if status.is_already_exists() => {
-                debug!(name = %object.name_any(), "already exists");
-                outcome.taken.push(object.name_any());
-            }
-            Err(error) => outcome.failed.push(error.to_string()),
-        }
-    }
-    outcome
-}
-
-async fn delete_all<K>(api: &Api<K>, children: &[ChildRef], record: impl Fn(&str)) -> Outcome
-where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    let params = |child: &ChildRef| DeleteParams {
-        preconditions: child.uid.clone().map(|uid| Preconditions {
-            uid: Some(uid),
-            resource_version: None,
-        }),
-        ..Default::default()
-    };
-    let results = join_all(
-        children
-            .iter()
-            .map(|c| async move { api.delete(&c.name, &params(c)).await }),
-    )
-    .await;
-    let mut outcome = Outcome::default();
-    for (child, result) in children.iter().zip(results) {
-        match result {
-            Ok(_) => {
-                record(&child.name);
-                outcome.done.push(child.name.clone());
-            }
-            // Gone already, or replaced by a newer object of the same name: nothing to do.
-            Err(kube::Error::Api(status)) if status.is_not_found() || status.is_conflict() => {
-                record(&child.name)
-            }
-            Err(error) => outcome.failed.push(error.to_string()),
-        }
-    }
-    outcome
 }
 
 async fn write_status(
@@ -475,36 +393,5 @@ mod tests {
         let long = "é".repeat(600);
         let cut = truncate(&long, 1024);
         assert!(cut.len() <= 1024 && cut.ends_with("..."));
-    }
-
-    #[test]
-    fn one_event_per_batch_and_per_distinct_error() {
-        let outcome = Outcome {
-            done: vec!["a-worker-0".into(), "a-worker-1".into()],
-            failed: vec!["boom".into(), "boom".into()],
-            taken: vec![],
-        };
-        let events = outcome.events(
-            "pod",
-            "SuccessfulCreatePod",
-            "FailedCreatePod",
-            "Created pod",
-            "Error creating",
-        );
-        assert_eq!(
-            events,
-            [
-                JobEvent {
-                    warning: false,
-                    reason: "SuccessfulCreatePod".into(),
-                    message: "Created pod: a-worker-0, a-worker-1".into()
-                },
-                JobEvent {
-                    warning: true,
-                    reason: "FailedCreatePod".into(),
-                    message: "Error creating: boom".into()
-                },
-            ]
-        );
     }
 }

@@ -10,9 +10,14 @@
     strum(serialize_all = "snake_case")
 )]
 pub enum ReconcileError {
-    /// Creating or deleting children (pods, Services, the PodGroup) failed.
+    /// Creating or deleting children (pods, Services, the PodGroup) failed. `progressed`: other
+    /// writes of the pass took effect, so the failure is not (yet) a persistent one.
     #[error("{failed} child write(s) failed, first: {first}")]
-    ChildWrite { failed: usize, first: String },
+    ChildWrite {
+        failed: usize,
+        first: String,
+        progressed: bool,
+    },
     #[error("cannot write the status of the TFJob: {0}")]
     StatusWrite(#[source] kube::Error),
     /// The job changed since the view the status was planned from (409): plan again.
@@ -32,6 +37,20 @@ impl ReconcileError {
     /// The errors metric's label for this error.
     pub fn kind(&self) -> &'static str {
         ReconcileErrorKind::from(self).into()
+    }
+
+    /// Whether the failed pass still moved the job on (some of its writes took effect): its
+    /// retry then starts the back-off afresh, so flaky requests slow a job down only a little,
+    /// while a failure that stops every write (a quota, a namespace being deleted) backs off
+    /// further each time.
+    pub fn progressed(&self) -> bool {
+        matches!(
+            self,
+            ReconcileError::ChildWrite {
+                progressed: true,
+                ..
+            }
+        )
     }
 }
 
@@ -61,6 +80,7 @@ mod tests {
         let error = ReconcileError::ChildWrite {
             failed: 2,
             first: "quota".into(),
+            progressed: false,
         };
         assert_eq!(error.kind(), "child_write");
         assert_eq!(error.to_string(), "2 child write(s) failed, first: quota");

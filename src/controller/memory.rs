@@ -81,10 +81,32 @@ impl Announced {
 }
 
 /// Per-job exponential back-off for failed reconciles (kube-runtime's `error_policy` is not
-/// told about successes, so the count is kept here and reset on success).
-#[derive(Default)]
+/// told about successes, so the count is kept here and reset on success), and until when a
+/// job waits: events of its children do not cut the wait short (a failing job whose pods
+/// change would otherwise retry at the pace of its pod events).
 pub struct ErrorBackoff {
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    /// Retry at once (fault injection only: proves the tests can tell back-off from none).
+    disabled: bool,
+}
+
+impl Default for ErrorBackoff {
+    fn default() -> Self {
+        ErrorBackoff {
+            failures: Mutex::default(),
+            disabled: backoff_disabled_by_fault_injection(),
+        }
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+fn backoff_disabled_by_fault_injection() -> bool {
+    std::env::var_os("TFJOB_FAULT_NO_BACKOFF").is_some_and(|v| v == "1")
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn backoff_disabled_by_fault_injection() -> bool {
+    false
 }
 
 impl ErrorBackoff {
@@ -93,19 +115,37 @@ impl ErrorBackoff {
 
     /// Records a failure of `key`; returns how long to wait before retrying.
     pub fn failed(&self, key: &str) -> Duration {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let n = failures.entry(key.to_string()).or_insert(0);
+        if self.disabled {
+            return Duration::ZERO;
+        }
+        let now = Instant::now();
+        let mut failures = self.lock();
+        let (n, until) = failures.entry(key.to_string()).or_insert((0, now));
         *n = n.saturating_add(1);
-        Self::BASE
+        let wait = Self::BASE
             .saturating_mul(1u32 << (*n - 1).min(20))
-            .min(Self::MAX)
+            .min(Self::MAX);
+        *until = now + wait;
+        wait
     }
 
     pub fn succeeded(&self, key: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let mut failures = self.lock();
         if !failures.is_empty() {
             failures.remove(key);
         }
+    }
+
+    /// Until when `key` waits out its back-off, if it is waiting now.
+    pub fn waiting_until(&self, key: &str) -> Option<Instant> {
+        self.lock()
+            .get(key)
+            .map(|(_, until)| *until)
+            .filter(|until| Instant::now() < *until)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -194,5 +234,26 @@ mod tests {
         assert_eq!(backoff.failed("a"), Duration::from_secs(300));
         backoff.succeeded("a");
         assert_eq!(backoff.failed("a"), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn a_job_waits_out_its_backoff_until_it_succeeds() {
+        let backoff = ErrorBackoff::default();
+        assert_eq!(backoff.waiting_until("a"), None, "never failed");
+        let before = Instant::now();
+        backoff.failed("a");
+        let until = backoff.waiting_until("a").expect("waiting");
+        assert!(until >= before + Duration::from_millis(500));
+        assert_eq!(backoff.waiting_until("b"), None);
+        backoff.succeeded("a");
+        assert_eq!(backoff.waiting_until("a"), None);
+        let backoff = ErrorBackoff::default();
+        backoff.failed("c");
+        std::thread::sleep(Duration::from_millis(600));
+        assert_eq!(
+            backoff.waiting_until("c"),
+            None,
+            "the wait is over after 500 ms"
+        );
     }
 }

@@ -7,7 +7,9 @@
 
 pub mod adoption;
 pub mod apply;
+pub mod backoff_gate;
 pub mod cache;
+pub mod child_writes;
 pub mod context;
 pub mod degraded;
 pub mod error;
@@ -16,6 +18,7 @@ pub mod index;
 pub mod job_store;
 pub mod memory;
 pub mod merge_patch;
+pub mod nodes;
 pub mod reconciler;
 pub mod startup;
 
@@ -37,6 +40,7 @@ use tracing::{debug, info, warn};
 
 pub use self::startup::ControllerError;
 
+use self::backoff_gate::BackoffGate;
 use self::context::{Context, PriorityClasses};
 use self::index::{ChildFacts, ChildIndex};
 use self::reconciler::{Object, error_policy, reconcile};
@@ -68,6 +72,25 @@ pub struct Settings {
 
 type Shutdown = Shared<BoxFuture<'static, ()>>;
 
+/// First and longest wait between start-up attempts while the apiserver cannot be reached.
+const START_RETRY_MIN: Duration = Duration::from_millis(500);
+const START_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// The start-up checks (see [`startup`]); the CRD fix when running degraded.
+async fn start_checks(
+    client: &Client,
+    settings: &Settings,
+    scopes: &[Option<String>],
+) -> Result<Option<String>, ControllerError> {
+    for scope in scopes {
+        startup::check_crd(client, scope.as_deref()).await?;
+        if let Some(gang) = &settings.plan.gang {
+            startup::check_pod_group_crd(client, gang, scope.as_deref()).await?;
+        }
+    }
+    startup::check_crd_schema(client, settings.allow_upstream_crd).await
+}
+
 /// Runs the controller until `shutdown` resolves, then lets running reconciles finish.
 pub async fn run(
     client: Client,
@@ -83,15 +106,28 @@ pub async fn run(
     } else {
         settings.namespaces.iter().cloned().map(Some).collect()
     };
-    for scope in &scopes {
-        startup::check_crd(&client, scope.as_deref()).await?;
-        if let Some(gang) = &settings.plan.gang {
-            startup::check_pod_group_crd(&client, gang, scope.as_deref()).await?;
-        }
-    }
-    let degraded_fix = startup::check_crd_schema(&client, settings.allow_upstream_crd).await?;
-    metrics.set_crd_compatible(degraded_fix.is_none());
     let shutdown: Shutdown = shutdown.boxed().shared();
+    // An apiserver that cannot be reached yet (a cluster starting, a control-plane upgrade) is
+    // waited for here, with /readyz saying so, rather than by exiting into CrashLoopBackOff's
+    // growing delays.
+    let mut wait = START_RETRY_MIN;
+    let degraded_fix = loop {
+        match start_checks(&client, &settings, &scopes).await {
+            Ok(fix) => break fix,
+            Err(error) if error.is_transient() => {
+                readiness.set_apiserver_unreachable(true);
+                warn!(%error, retry_in = ?wait, "cannot reach the apiserver; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = shutdown.clone() => return Ok(()),
+                }
+                wait = (wait * 2).min(START_RETRY_MAX);
+            }
+            Err(error) => return Err(error),
+        }
+    };
+    readiness.set_apiserver_unreachable(false);
+    metrics.set_crd_compatible(degraded_fix.is_none());
     let mut stores = Vec::new();
     let mut controllers = Vec::new();
     for scope in scopes {
@@ -197,6 +233,7 @@ fn scope_controller(
     let pod_index = Arc::new(ChildIndex::<PodFacts>::default());
     let service_index = Arc::new(ChildIndex::<ServiceFacts>::default());
     let (trigger_tx, trigger_rx) = mpsc::unbounded_channel::<ObjectRef<Object>>();
+    let resend = trigger_tx.clone();
     let pod_watch = watch_children(
         pods,
         child_config.clone(),
@@ -327,13 +364,16 @@ fn scope_controller(
             services = service_index.len(),
             "child caches synced"
         );
-        let triggers = tokio_stream_of(trigger_rx).inspect(move |job: &ObjectRef<Object>| {
-            // A child of a deleted job triggers nothing that will run.
-            if queued.get(job).is_some() {
-                let namespace = job.namespace.as_deref().unwrap_or_default();
-                trigger_metrics.reconcile_queued(&format!("{namespace}/{}", job.name));
-            }
-        });
+        let gate = BackoffGate::new(ctx.clone(), resend);
+        let triggers = tokio_stream_of(trigger_rx)
+            .filter(move |job: &ObjectRef<Object>| std::future::ready(gate.admit(job)))
+            .inspect(move |job: &ObjectRef<Object>| {
+                // A child of a deleted job triggers nothing that will run.
+                if queued.get(job).is_some() {
+                    let namespace = job.namespace.as_deref().unwrap_or_default();
+                    trigger_metrics.reconcile_queued(&format!("{namespace}/{}", job.name));
+                }
+            });
         Controller::for_stream(job_stream, reader)
             .reconcile_on(triggers)
             .with_config(controller::Config::default().concurrency(concurrency))

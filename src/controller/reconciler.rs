@@ -25,6 +25,7 @@ use super::cache::CachedJob;
 use super::context::Context;
 use super::degraded;
 use super::error::ReconcileError;
+use super::nodes;
 use crate::ops::metrics::ReconcileResult;
 use tfjob_core::api::TFJob;
 use tfjob_core::api::is_managed_by_this_operator;
@@ -47,6 +48,11 @@ pub async fn reconcile(object: Arc<Object>, ctx: Arc<Context>) -> Result<Action,
         Ok(result) => result,
         Err(payload) => Err(contained_panic(&object, &ctx, panic_message(payload)).await),
     };
+    // Every success ends the job's back-off, a pass with nothing to do included: its
+    // children's events must reach it again (they are held back only while it waits).
+    if result.is_ok() {
+        ctx.backoff.succeeded(&job_key);
+    }
     timer.finish(match &result {
         Err(_) => ReconcileResult::Error,
         Ok((_, true)) => ReconcileResult::RequeueAfter,
@@ -112,20 +118,17 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<(Action, bool),
         .pod_groups
         .as_ref()
         .map(|_| ctx.priority_classes.snapshot());
+    let now = Timestamp::now();
+    let lost_nodes = nodes::lost_nodes(ctx, &pods, now).await;
     let observed = Observed {
         pods: &pods,
         services: &services,
         pod_group: pod_group.as_ref(),
         priority_classes: priority_classes.as_ref(),
         notes: &notes,
+        lost_nodes: &lost_nodes,
     };
-    let mut plan = plan_resolved(
-        &job,
-        &cached.spec,
-        &observed,
-        Timestamp::now(),
-        &ctx.plan_config,
-    );
+    let mut plan = plan_resolved(&job, &cached.spec, &observed, now, &ctx.plan_config);
     let current = job.status.clone().unwrap_or_default();
     if let Some(fix) = &ctx.degraded_fix
         && degraded::fit_to_upstream_crd(&mut plan, &current)
@@ -153,7 +156,6 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<(Action, bool),
         "applying plan"
     );
     apply(ctx, &job, &key, &current, plan).await?;
-    ctx.backoff.succeeded(&backoff_key(&key.0, &key.1));
     // A child name another object holds: look again soon (it is not watched), to report it in
     // the condition and to create the child once the name is free.
     let blocked = uid
@@ -203,12 +205,15 @@ const PANIC_REASON: &str = "ReconcileError";
 pub fn error_policy(object: Arc<Object>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile_error(error.kind());
     let key = backoff_key(&object.namespace().unwrap_or_default(), &object.name_any());
+    if error.progressed() {
+        ctx.backoff.succeeded(&key);
+    }
     let retry = ctx.backoff.failed(&key);
     warn!(job = %key, %error, retry_in = ?retry, "reconcile failed");
     Action::requeue(retry)
 }
 
-fn backoff_key(namespace: &str, name: &str) -> String {
+pub(super) fn backoff_key(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
 }
 

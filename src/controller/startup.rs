@@ -45,12 +45,38 @@ pub enum ControllerError {
         #[source]
         source: kube::Error,
     },
-    #[error("cannot list TFJobs{scope}: {source}; check the operator's RBAC and kubeconfig")]
+    #[error(
+        "cannot list TFJobs{scope}: {source}; check the operator's RBAC and kubeconfig (an \
+         unreachable apiserver is retried)"
+    )]
     Probe {
         scope: String,
         #[source]
         source: kube::Error,
     },
+}
+
+impl ControllerError {
+    /// Whether retrying may help: the apiserver was unreachable, overloaded or failing, as at
+    /// a cluster's start or during a control-plane upgrade. A missing CRD, missing RBAC or an
+    /// incompatible CRD needs a person.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ControllerError::Probe { source, .. } | ControllerError::CrdUnreadable { source } => {
+                is_transient(source)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether `error` says the apiserver could not be reached or could not answer now.
+pub fn is_transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code >= 500 || status.code == 429,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
 }
 
 /// Whether the installed CRD keeps every field the operator stores. If it does not, the
@@ -169,4 +195,30 @@ pub async fn check_pod_group_crd(
 pub fn pod_group_resource(gang: &GangScheduler) -> ApiResource {
     let (group, version, kind) = gang.pod_group_gvk();
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), "podgroups")
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::core::Status;
+
+    #[test]
+    fn only_an_unreachable_or_failing_apiserver_is_retried() {
+        let api = |code: u16| kube::Error::Api(Box::new(Status::failure("x", "y").with_code(code)));
+        let cases = [
+            (api(500), true),
+            (api(503), true),
+            (api(429), true),
+            (api(403), false),
+            (api(401), false),
+            (api(404), false),
+            (
+                kube::Error::Service(Box::new(std::io::Error::other("connection refused"))),
+                true,
+            ),
+            (kube::Error::LinesCodecMaxLineLengthExceeded, false),
+        ];
+        for (error, transient) in cases {
+            assert_eq!(super::is_transient(&error), transient, "{error}");
+        }
+    }
 }

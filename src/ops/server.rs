@@ -31,6 +31,7 @@ use futures::FutureExt;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 
+use super::liveness::Liveness;
 use super::metrics::Metrics;
 
 /// Largest request body accepted; the endpoints take none, so this only bounds misuse.
@@ -65,6 +66,8 @@ struct ReadinessFlags {
     shutting_down: AtomicBool,
     /// 0: no webhook; 1: webhook not ready (no trusted certificate yet); 2: webhook ready.
     webhook: AtomicU8,
+    /// The start-up checks cannot reach the apiserver (retrying).
+    apiserver_unreachable: AtomicBool,
 }
 
 impl Default for Readiness {
@@ -82,6 +85,7 @@ impl Readiness {
                 leader: AtomicU8::new(encode_leader(LeaderState::Disabled)),
                 shutting_down: AtomicBool::new(false),
                 webhook: AtomicU8::new(0),
+                apiserver_unreachable: AtomicBool::new(false),
             }),
         }
     }
@@ -112,10 +116,20 @@ impl Readiness {
             .store(if ready { 2 } else { 1 }, Ordering::Release);
     }
 
+    /// The start-up checks cannot reach the apiserver and are retrying (or can again).
+    pub fn set_apiserver_unreachable(&self, unreachable: bool) {
+        self.inner
+            .apiserver_unreachable
+            .store(unreachable, Ordering::Release);
+    }
+
     /// `Ok(())` when ready, else the reason `/readyz` reports.
     pub fn check(&self) -> Result<(), &'static str> {
         if self.inner.shutting_down.load(Ordering::Acquire) {
             return Err("shutting down");
+        }
+        if self.inner.apiserver_unreachable.load(Ordering::Acquire) {
+            return Err("cannot reach the apiserver; retrying (see the log)");
         }
         if self.inner.webhook.load(Ordering::Acquire) == 1 {
             return Err("webhook certificate not ready");
@@ -188,14 +202,14 @@ impl OpsServer {
         probe_addr: Option<SocketAddr>,
         metrics: Metrics,
         readiness: Readiness,
+        liveness: Liveness,
     ) -> Result<Self, ServerError> {
         let metrics_routes = Router::new()
             .route("/metrics", get(serve_metrics))
             .with_state(metrics);
         let probe_routes = Router::new()
-            .route("/healthz", get(healthz))
-            .route("/readyz", get(readyz))
-            .with_state(readiness);
+            .route("/healthz", get(healthz).with_state(liveness))
+            .route("/readyz", get(readyz).with_state(readiness));
 
         // (address, routes, purpose, serves /metrics, serves probes)
         let plan: Vec<(SocketAddr, Router, &'static str, bool, bool)> =
@@ -280,8 +294,11 @@ async fn serve_metrics(State(metrics): State<Metrics>) -> Response {
     }
 }
 
-async fn healthz() -> &'static str {
-    "ok"
+async fn healthz(State(liveness): State<Liveness>) -> (StatusCode, String) {
+    match liveness.check() {
+        Ok(()) => (StatusCode::OK, "ok".into()),
+        Err(stalled) => (StatusCode::INTERNAL_SERVER_ERROR, stalled),
+    }
 }
 
 async fn readyz(State(readiness): State<Readiness>) -> (StatusCode, &'static str) {
@@ -354,8 +371,9 @@ mod tests {
         let server = OpsServer::bind(
             metrics_addr.map(parse),
             probe_addr.map(parse),
-            metrics,
+            metrics.clone(),
             readiness,
+            Liveness::new(metrics, None),
         )
         .await
         .expect("bind");
@@ -462,6 +480,12 @@ mod tests {
         assert_eq!(r.check(), Ok(()));
         r.set_caches_synced(false);
         assert_eq!(r.check(), Err("caches not synced"));
+        r.set_apiserver_unreachable(true);
+        assert_eq!(
+            r.check(),
+            Err("cannot reach the apiserver; retrying (see the log)")
+        );
+        r.set_apiserver_unreachable(false);
         r.set_shutting_down();
         r.set_leader_state(LeaderState::Standby);
         assert_eq!(r.check(), Err("shutting down"));
@@ -523,6 +547,7 @@ mod tests {
             None,
             Metrics::new().expect("metrics"),
             Readiness::new(),
+            Liveness::new(Metrics::new().expect("metrics"), None),
         )
         .await
         .expect_err("address in use");
@@ -552,6 +577,7 @@ mod tests {
             None,
             Metrics::new().expect("metrics"),
             Readiness::new(),
+            Liveness::new(Metrics::new().expect("metrics"), None),
         )
         .await
         .expect("bind");

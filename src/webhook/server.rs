@@ -6,6 +6,11 @@
 //! * anything else: 404 (405 for another method on a known path). Bodies over [`MAX_BODY`] get
 //!   413; a body that is not a v1 AdmissionReview gets 400 with the reason.
 //!
+//! The webhook shares the process with the controller, so what a caller can make it hold is
+//! bounded: at most [`MAX_REVIEWS`] reviews are read and decoded at once (the others wait,
+//! holding no body), a request not answered within [`REVIEW_TIMEOUT`] (a body sent slowly,
+//! or a long wait) gets 408, and at most [`MAX_CONNECTIONS`] connections are open.
+//!
 //! Binding is separate from serving so a port in use fails start-up. On shutdown the listener
 //! closes at once and requests in flight get [`DRAIN_TIMEOUT`] to finish.
 
@@ -24,8 +29,12 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceBuilder;
+use tower::limit::ConcurrencyLimitLayer;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 use tracing::{debug, warn};
 
 use super::handler::{self, Endpoint, MUTATE_PATH, Placement, VALIDATE_PATH};
@@ -33,6 +42,14 @@ use super::handler::{self, Endpoint, MUTATE_PATH, Placement, VALIDATE_PATH};
 /// Largest AdmissionReview accepted. The apiserver takes objects up to 3 MiB and an UPDATE
 /// review carries the object twice (new and old), plus JSON overhead.
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
+/// Reviews read and decoded at once. A review of a 3 MiB TFJob update holds ~8 MiB of body
+/// and a few times that decoded; TFJob writes are rare, so four is plenty.
+pub const MAX_REVIEWS: usize = 4;
+/// Longest a request may take, body and queueing included: the apiserver's default webhook
+/// timeout, after which nobody waits for the answer.
+pub const REVIEW_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections open at once; more wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 256;
 /// A client that has not finished its TLS handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Nor sent its request headers.
@@ -132,9 +149,27 @@ impl WebhookServer {
     /// Serves until `shutdown` completes, then lets requests in flight finish.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) {
         let graceful = GracefulShutdown::new();
-        let service = TowerToHyperService::new(self.router);
+        // Around the whole router, so every connection shares one limit (axum would apply a
+        // layer to each route, and to a handler route anew on each request).
+        let service = TowerToHyperService::new(
+            ServiceBuilder::new()
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    REVIEW_TIMEOUT,
+                ))
+                .layer(ConcurrencyLimitLayer::new(MAX_REVIEWS))
+                .service(self.router),
+        );
+        let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         tokio::pin!(shutdown);
         loop {
+            let permit = tokio::select! {
+                permit = connections.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break, // never closed
+                },
+                () = &mut shutdown => break,
+            };
             let (tcp, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok(accepted) => accepted,
@@ -151,6 +186,7 @@ impl WebhookServer {
             let service = service.clone();
             let watcher = graceful.watcher();
             tokio::spawn(async move {
+                let _permit = permit; // held for the connection's life
                 let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
                 {
                     Ok(Ok(tls)) => tls,

@@ -6,6 +6,7 @@ mod limits;
 mod ownership;
 mod restarts;
 mod scaling;
+mod stuck;
 mod success;
 
 use test_support as support;

@@ -6,25 +6,14 @@
 
 use super::*;
 
-use support::operator::submit;
+use support::operator::{submit, workers_job};
 
 /// A job whose one worker runs `run_ms` and succeeds.
 fn quick_job(name: &str, run_ms: u64) -> String {
-    format!(
-        "apiVersion: kubeflow.org/v1
-kind: TFJob
-metadata: {{name: {name}}}
-spec:
-  tfReplicaSpecs:
-    Worker:
-      replicas: 1
-      restartPolicy: Never
-      template:
-        metadata:
-          annotations: {{sim.tfjob-operator.dev/pending-ms: '0', sim.tfjob-operator.dev/run-ms: '{run_ms}'}}
-        spec:
-          containers: [{{name: tensorflow, image: tf}}]
-"
+    workers_job(
+        name,
+        1,
+        &[("pending-ms", "0"), ("run-ms", &run_ms.to_string())],
     )
 }
 
@@ -133,5 +122,63 @@ async fn a_black_holed_job_holds_up_nothing_else_and_recovers() {
     );
     panic_free(&operator);
     proxy.heal();
+    ctx.teardown().await;
+}
+
+/// With no request timeout (`--request-timeout=0s`) a black-holed write hangs its reconcile
+/// for ever; the liveness probe notices: work is pending and nothing finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_queue_fails_the_liveness_probe() {
+    const STALL: Duration = Duration::from_secs(5);
+    let _serial = SERIAL.lock().await;
+    let ctx = TestContext::new("stall").await;
+    let ns = ctx.namespace.clone();
+    let proxy = FaultProxy::start(control_plane(), 22).await;
+    let args = vec![
+        format!("--namespace={ns}"),
+        "--request-timeout=0s".into(),
+        format!("--stall-timeout={}s", STALL.as_secs()),
+    ];
+    let operator = OperatorBinary::start("stall", &proxy.kubeconfig, &args).await;
+    let healthz = || async {
+        let probes = operator.probes.expect("probes");
+        support::binary::http(probes, "GET", "/healthz", "").await
+    };
+    wait_for(secs(30), "the caches to sync", || async {
+        matches!(operator.readyz().await, Ok((200, _)))
+    })
+    .await;
+    assert_eq!(healthz().await.unwrap().0, 200, "idle is alive");
+    proxy.black_hole(&format!("/namespaces/{ns}/"));
+    let holed = Instant::now();
+    submit(&ctx, &quick_job("hangs", 500)).await;
+    let (code, body) = wait_for(secs(30), "/healthz to fail", || async {
+        match healthz().await {
+            Ok((500, body)) => Ok((500, body)),
+            other => Err(format!(
+                "{other:?}; {:?}",
+                operator
+                    .scrape()
+                    .await
+                    .series("controller_runtime_active_workers")
+            )),
+        }
+    })
+    .await;
+    let noticed = holed.elapsed();
+    eprintln!("stalled queue: /healthz {code} after {noticed:.1?}: {body}");
+    assert!(body.starts_with("stalled: "), "{body}");
+    assert!(
+        noticed >= STALL,
+        "failed after {noticed:?}, before the stall timeout"
+    );
+    proxy.heal();
+    wait_for(
+        secs(30),
+        "/healthz to recover once work finishes",
+        || async { matches!(healthz().await, Ok((200, _))) },
+    )
+    .await;
+    panic_free(&operator);
     ctx.teardown().await;
 }

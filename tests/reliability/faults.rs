@@ -1,6 +1,49 @@
 //! Injected API faults (429, 500, dropped connections, delays, cut watches) without a hot loop.
+//!
+//! Transient faults cannot tell back-off from none (most retries succeed either way), so one
+//! job's status writes fail every time: with back-off its attempts grow with the logarithm of
+//! the time, without it they grow with the time. `the_hot_loop_check_catches_a_missing_backoff`
+//! runs that job with the back-off switched off (fault injection) and checks the assertion
+//! fails then.
 
 use super::*;
+
+/// A job whose every status write fails (500 from the proxy).
+const BLOCKED: &str = "blocked";
+
+fn blocked_job() -> Scripted {
+    scripted(
+        BLOCKED.into(),
+        "status writes always fail",
+        "None",
+        vec![replica("Worker", 1, "Never", forever())],
+        End::Succeeded,
+        None,
+    )
+}
+
+/// Status write attempts for `job` in `records`.
+fn status_attempts(records: &[Record], ns: &str, job: &str) -> usize {
+    let path = format!("/namespaces/{ns}/tfjobs/{job}/status");
+    records
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.contains(&path))
+        .count()
+}
+
+/// With the per-job back-off (0.5 s doubling), a job failing for `window` is tried about
+/// log2(window / 0.5 s) + 1 times, plus a few passes its own watch events start; a loop
+/// without back-off tries it every few milliseconds.
+fn check_no_hot_loop(attempts: usize, window: Duration) -> Result<(), String> {
+    let bound = (window.as_secs_f64() / 0.5).log2().ceil() as usize + 6;
+    if attempts <= bound {
+        Ok(())
+    } else {
+        Err(format!(
+            "{attempts} status writes of a job that always fails in {window:.0?}, at most              {bound} with back-off: a hot loop"
+        ))
+    }
+}
 
 /// Jobs through 429/500/drops/delays/cut watches; see the module docs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,6 +62,7 @@ async fn jobs_converge_through_injected_api_faults_without_a_hot_loop() {
 
     let proxy = FaultProxy::start(control_plane(), 3).await;
     proxy.set_faults(Faults {
+        always_500: Some(format!("/namespaces/{ns}/tfjobs/{BLOCKED}/status")),
         reject_429: 0.10,
         reject_500: 0.10,
         drop_before: 0.05,
@@ -37,11 +81,13 @@ async fn jobs_converge_through_injected_api_faults_without_a_hot_loop() {
         &[format!("--namespace={ns}")],
     )
     .await;
+    submit(&ctx, &blocked_job()).await;
     for s in &scripts {
         submit(&ctx, s).await;
     }
     let jobs = await_all_finished(&ctx, &scripts, secs(120)).await;
     let faults_to = Instant::now();
+    let blocked = status_attempts(&proxy.records(), &ns, BLOCKED);
     let converged_at = started.elapsed();
     // Faults go on with nothing left to do: only watches (cut, re-opened) should be seen.
     tokio::time::sleep(secs(5)).await;
@@ -53,7 +99,9 @@ async fn jobs_converge_through_injected_api_faults_without_a_hot_loop() {
 
     let records = proxy.records();
     let (problems, canonical) = end_state_problems(&scripts, &jobs);
-    let (duplicates, never_created) = duplicate_problems(&ns, &scripts, &pod_history, &records);
+    // The blocked job's children are created once too.
+    let all: Vec<Scripted> = scripts.iter().cloned().chain([blocked_job()]).collect();
+    let (duplicates, never_created) = duplicate_problems(&ns, &all, &pod_history, &records);
     let during = |r: &&Record| r.received >= faults_from && r.received < faults_to;
     let faulted = records
         .iter()
@@ -74,6 +122,7 @@ async fn jobs_converge_through_injected_api_faults_without_a_hot_loop() {
     let idle: Vec<String> = records
         .iter()
         .filter(|r| r.received >= faults_to && r.received < idle_to)
+        .filter(|r| !r.path.contains(&format!("/tfjobs/{BLOCKED}")))
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
     let seconds = faults_to.duration_since(faults_from).as_secs_f64();
@@ -81,7 +130,8 @@ async fn jobs_converge_through_injected_api_faults_without_a_hot_loop() {
         "api faults: {JOBS} jobs finished at {:.1}s; {} requests in {seconds:.1}s, {faulted} \
          with a fault; {attempts} write attempts for {effective} writes that took effect; \
          busiest seconds {:?}; {} requests in the 5 idle seconds; {canonical} jobs with \
-         conditions Created, Running, end; children never created: {never_created:?}",
+         conditions Created, Running, end; children never created: {never_created:?}; \
+         {blocked} status writes of the job whose writes always fail",
         converged_at.as_secs_f64(),
         records.iter().filter(during).count(),
         &busiest[..busiest.len().min(5)],
@@ -118,6 +168,11 @@ async fn jobs_converge_through_injected_api_faults_without_a_hot_loop() {
         "{} requests in the busiest second: a hot loop",
         busiest[0]
     );
+    // The job whose writes always fail is retried with back-off, not in a loop.
+    let window = faults_to.duration_since(faults_from);
+    if let Err(hot_loop) = check_no_hot_loop(blocked, window) {
+        panic!("{hot_loop}");
+    }
     // Nothing left to do: at most the three watches re-opened after cuts (20 % of watches cut
     // within 3 s) and their re-lists.
     assert!(
@@ -126,4 +181,57 @@ async fn jobs_converge_through_injected_api_faults_without_a_hot_loop() {
         idle.len()
     );
     ctx.teardown().await;
+}
+
+/// The negative control of the hot-loop check: the same always-failing job for 20 s, once
+/// with the operator's back-off and once with it switched off (fault injection). The check
+/// passes the first and must fail the second, or it proves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hot_loop_check_catches_a_missing_backoff() {
+    const WINDOW: Duration = Duration::from_secs(20);
+    let _serial = SERIAL.lock().await;
+    let mut report = Vec::new();
+    for backoff in [true, false] {
+        let ctx = TestContext::new("hot-loop").await;
+        let ns = ctx.namespace.clone();
+        let _kubelet = sim_kubelet(&ctx);
+        let proxy = FaultProxy::start(control_plane(), 4).await;
+        proxy.set_faults(Faults {
+            always_500: Some(format!("/namespaces/{ns}/tfjobs/{BLOCKED}/status")),
+            ..Faults::default()
+        });
+        let env: &[(&str, &str)] = if backoff {
+            &[]
+        } else {
+            &[("TFJOB_FAULT_NO_BACKOFF", "1")]
+        };
+        let operator = OperatorBinary::start_with_env(
+            "hot-loop",
+            &proxy.kubeconfig,
+            &[format!("--namespace={ns}")],
+            env,
+        )
+        .await;
+        submit(&ctx, &blocked_job()).await;
+        tokio::time::sleep(WINDOW).await;
+        let attempts = status_attempts(&proxy.records(), &ns, BLOCKED);
+        let verdict = check_no_hot_loop(attempts, WINDOW);
+        report.push(format!(
+            "back-off {}: {attempts} attempts in {WINDOW:?}",
+            if backoff { "on" } else { "off" }
+        ));
+        if backoff {
+            assert!(verdict.is_ok(), "with back-off: {verdict:?}");
+        } else {
+            assert!(
+                verdict.is_err(),
+                "with the back-off switched off the check still passes ({attempts} attempts): \
+                 it cannot see a hot loop"
+            );
+        }
+        panic_free(&operator);
+        drop(operator);
+        ctx.teardown().await;
+    }
+    eprintln!("hot-loop check: {}", report.join("; "));
 }

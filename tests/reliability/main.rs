@@ -41,6 +41,8 @@ mod black_hole;
 mod faults;
 mod kills;
 mod partition;
+mod persistent;
+mod startup;
 mod workload;
 
 use test_support as support;

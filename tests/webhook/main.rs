@@ -6,6 +6,7 @@
 mod admission;
 mod certificates;
 mod deployed;
+mod limits;
 
 use test_support as support;
 

@@ -44,6 +44,18 @@ impl OperatorBinary {
         args: &[String],
         env: &[(&str, &str)],
     ) -> OperatorBinary {
+        let binary = crate::workspace_binary("tfjob-operator");
+        OperatorBinary::spawn_binary(&binary, name, kubeconfig, args, env)
+    }
+
+    /// Spawns `tfjob-operator run ARGS` like [`OperatorBinary::spawn`], from `binary`.
+    fn spawn_binary(
+        binary: &Path,
+        name: &str,
+        kubeconfig: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> OperatorBinary {
         let mut command_line: Vec<String> = [
             "run",
             "--metrics-bind-address=127.0.0.1:0",
@@ -53,7 +65,7 @@ impl OperatorBinary {
         .map(String::from)
         .to_vec();
         command_line.extend_from_slice(args);
-        OperatorBinary::spawn_command_line(name, kubeconfig, &command_line, env)
+        OperatorBinary::spawn_command_line_of(binary, name, kubeconfig, &command_line, env)
     }
 
     /// Spawns the binary with exactly `command_line` (no subcommand or flag added: how an
@@ -64,11 +76,22 @@ impl OperatorBinary {
         command_line: &[String],
         env: &[(&str, &str)],
     ) -> OperatorBinary {
+        let binary = crate::workspace_binary("tfjob-operator");
+        OperatorBinary::spawn_command_line_of(&binary, name, kubeconfig, command_line, env)
+    }
+
+    fn spawn_command_line_of(
+        binary: &Path,
+        name: &str,
+        kubeconfig: &Path,
+        command_line: &[String],
+        env: &[(&str, &str)],
+    ) -> OperatorBinary {
         let log =
             std::env::temp_dir().join(format!("tfjob-operator-{name}-{}.log", unique_suffix()));
         let stderr = std::fs::File::create(&log)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
-        let mut command = tokio::process::Command::new(crate::workspace_binary("tfjob-operator"));
+        let mut command = tokio::process::Command::new(binary);
         command
             .args(command_line)
             .env_clear()
@@ -119,6 +142,24 @@ impl OperatorBinary {
                 self.log_tail(30)
             ),
         }
+    }
+
+    /// Spawns the release build (what users run: memory and speed figures come from it) and
+    /// waits until it serves its endpoints.
+    pub async fn start_release(name: &str, kubeconfig: &Path, args: &[String]) -> OperatorBinary {
+        let binary = crate::release_binary("tfjob-operator");
+        OperatorBinary::spawn_binary(&binary, name, kubeconfig, args, &[])
+            .wait_serving()
+            .await
+    }
+
+    /// The process's peak resident memory so far (VmHWM), in KiB; `None` once it has exited.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
     /// Spawns it and waits until it serves its endpoints.

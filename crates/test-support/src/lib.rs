@@ -103,6 +103,39 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     path
 }
 
+/// The release build of a workspace binary, in `target/release` beside the test's own target
+/// directory. Built (or found fresh) by cargo once per test process, so a test never runs a
+/// stale one; `hack/test.sh` builds it before the tests, so that costs a second there.
+pub fn release_binary(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let target = exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/<profile>/deps");
+    let path = target.join("release").join(name);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
+        eprintln!(
+            "building the release {name} (cargo build --release --bin {name}; ~5 minutes cold)"
+        );
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--release", "--bin", name])
+            .current_dir(repo())
+            .status()
+            .expect("cargo runs");
+        assert!(
+            status.success(),
+            "cargo build --release --bin {name} failed"
+        );
+        built.push(name.to_string());
+    }
+    assert!(path.exists(), "{} is missing", path.display());
+    path
+}
+
 /// Field manager of the harness's server-side applies.
 pub const FIELD_MANAGER: &str = "tfjob-operator-tests";
 

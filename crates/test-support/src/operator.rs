@@ -120,6 +120,30 @@ pub fn sim_kubelet(ctx: &TestContext) -> SimKubelet {
     )
 }
 
+/// A TFJob named `name` with `workers` Workers (`restartPolicy: Never`), whose pods carry
+/// `annotations` (the simulated kubelet's `sim.tfjob-operator.dev/*` keys, without the prefix).
+pub fn workers_job(name: &str, workers: u32, annotations: &[(&str, &str)]) -> String {
+    let annotations: Vec<String> = annotations
+        .iter()
+        .map(|(k, v)| format!("sim.tfjob-operator.dev/{k}: '{v}'"))
+        .collect();
+    format!(
+        "apiVersion: kubeflow.org/v1
+kind: TFJob
+metadata: {{name: {name}}}
+spec:
+  tfReplicaSpecs:
+    Worker:
+      replicas: {workers}
+      restartPolicy: Never
+      template:
+        metadata: {{annotations: {{{}}}}}
+        spec: {{containers: [{{name: tensorflow, image: tf}}]}}
+",
+        annotations.join(", ")
+    )
+}
+
 /// Creates a TFJob from YAML in the test's namespace.
 pub async fn submit(ctx: &TestContext, yaml: &str) -> TFJob {
     let job: TFJob =

@@ -21,7 +21,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -62,6 +62,9 @@ pub struct Faults {
     pub only: Option<String>,
     /// At most this many faults in all (`None`: unbounded).
     pub budget: Option<usize>,
+    /// Requests whose method and path contain this always get 500 (a failure that retrying
+    /// does not cure), whatever `only` and `budget` say.
+    pub always_500: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,6 +140,8 @@ struct Shared {
     records: Mutex<Vec<Record>>,
     /// Requests forwarded and not yet answered by the apiserver.
     in_flight: AtomicUsize,
+    /// While true, every new connection is closed at once: an apiserver that is down.
+    down: AtomicBool,
 }
 
 /// The running proxy; stops when dropped.
@@ -213,6 +218,7 @@ impl FaultProxy {
             connections: Mutex::new(Vec::new()),
             records: Mutex::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
+            down: Default::default(),
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
         FaultProxy {
@@ -227,6 +233,20 @@ impl FaultProxy {
     /// Replaces the fault settings (for requests from now on).
     pub fn set_faults(&self, faults: Faults) {
         *lock(&self.shared.faults) = faults;
+    }
+
+    /// Plays an apiserver that is down: open connections are dropped and new ones closed at
+    /// once, until [`FaultProxy::come_up`].
+    pub fn go_down(&self) {
+        self.shared.down.store(true, Ordering::SeqCst);
+        for connection in lock(&self.shared.connections).drain(..) {
+            connection.abort();
+        }
+    }
+
+    /// Serves connections again after [`FaultProxy::go_down`].
+    pub fn come_up(&self) {
+        self.shared.down.store(false, Ordering::SeqCst);
     }
 
     /// Nothing new is forwarded and no answer is delivered from now on.
@@ -332,6 +352,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
         };
+        if shared.down.load(Ordering::SeqCst) {
+            drop(tcp);
+            continue;
+        }
         let task = tokio::spawn(serve_connection(tcp, shared.clone()));
         let mut connections = lock(&shared.connections);
         connections.retain(|c| !c.is_finished());
@@ -607,6 +631,13 @@ impl Shared {
     /// `CutWatch` come on top).
     fn draw(&self, method: &str, path: &str, watch: bool) -> Vec<Fault> {
         let faults = lock(&self.faults).clone();
+        if faults
+            .always_500
+            .as_deref()
+            .is_some_and(|always| format!("{method} {path}").contains(always))
+        {
+            return vec![Fault::Reject500];
+        }
         if faults
             .only
             .as_deref()

@@ -49,6 +49,17 @@ impl ReconcileResult {
     }
 }
 
+/// What the work queue is doing, for the liveness probe.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Jobs waiting for a reconcile.
+    pub pending: usize,
+    /// Reconciles running now.
+    pub active: i64,
+    /// When a reconcile last finished, or work last appeared after there was none.
+    pub last_progress: Instant,
+}
+
 pub(super) struct Compat {
     reconcile_total: IntCounterVec,
     reconcile_errors: IntCounterVec,
@@ -64,6 +75,7 @@ pub(super) struct Compat {
     leader_status: IntGaugeVec,
     /// Jobs with a reconcile request pending, and since when (client-go's "dirty" set).
     pending: Mutex<HashMap<String, Instant>>,
+    last_progress: Mutex<Instant>,
 }
 
 impl Compat {
@@ -142,6 +154,7 @@ impl Compat {
                 &["name"],
             )?,
             pending: Mutex::new(HashMap::new()),
+            last_progress: Mutex::new(Instant::now()),
         };
         // Exported from the start, as controller-runtime does.
         for result in [
@@ -173,6 +186,9 @@ impl Compat {
         if pending.contains_key(job) {
             return;
         }
+        if pending.is_empty() && self.active() == 0 {
+            self.made_progress(); // work after a quiet spell: the stall clock starts now
+        }
         pending.insert(job.to_string(), Instant::now());
         self.queue_adds.with_label_values(&[CONTROLLER]).inc();
         self.queue_depth
@@ -194,6 +210,9 @@ impl Compat {
     pub(super) fn started(&self, job: &str) {
         let since = {
             let mut pending = self.lock();
+            if pending.is_empty() && self.active() == 0 {
+                self.made_progress(); // a timer's reconcile after a quiet spell
+            }
             let since = pending.remove(job);
             self.queue_depth
                 .with_label_values(&[CONTROLLER])
@@ -211,6 +230,7 @@ impl Compat {
     /// A reconcile ended after `seconds`.
     pub(super) fn finished(&self, result: ReconcileResult, seconds: f64) {
         self.active_workers.with_label_values(&[CONTROLLER]).dec();
+        self.made_progress();
         self.reconcile_total
             .with_label_values(&[CONTROLLER, result.label()])
             .inc();
@@ -229,6 +249,7 @@ impl Compat {
     /// A reconcile ended without being measured.
     pub(super) fn finished_without_record(&self) {
         self.active_workers.with_label_values(&[CONTROLLER]).dec();
+        self.made_progress();
     }
 
     pub(super) fn rest_request(&self, host: &str, method: &str, code: Option<u16>) {
@@ -242,6 +263,23 @@ impl Compat {
         self.leader_status
             .with_label_values(&[lease])
             .set(i64::from(leading));
+    }
+
+    /// What the queue is doing now.
+    pub(super) fn progress(&self) -> Progress {
+        Progress {
+            pending: self.lock().len(),
+            active: self.active(),
+            last_progress: *self.last_progress.lock().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+
+    fn active(&self) -> i64 {
+        self.active_workers.with_label_values(&[CONTROLLER]).get()
+    }
+
+    fn made_progress(&self) {
+        *self.last_progress.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {

@@ -21,7 +21,7 @@ use std::{
     time::Instant,
 };
 
-pub use compat::ReconcileResult;
+pub use compat::{Progress, ReconcileResult};
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -330,6 +330,11 @@ impl Metrics {
     /// A pending reconcile of `job` will not run (the job is gone).
     pub fn reconcile_dropped(&self, job: &str) {
         self.inner.compat.dropped(job);
+    }
+
+    /// What the work queue is doing, for the liveness probe.
+    pub fn progress(&self) -> Progress {
+        self.inner.compat.progress()
     }
 
     /// How many reconciles may run at once (`--concurrency`).

@@ -64,6 +64,8 @@ pub const POD_TEMPLATE_RESTART_POLICY: &str =
 /// Event reasons that are not condition reasons.
 pub mod event_reason {
     pub const EXITED_WITH_CODE: &str = "ExitedWithCode";
+    /// Not upstream's: a pod stuck Terminating (see `rules::stuck`).
+    pub const POD_STUCK_TERMINATING: &str = "PodStuckTerminating";
     pub const SET_POD_TEMPLATE_RESTART_POLICY: &str = "SetPodTemplateRestartPolicy";
     pub const SUCCESSFUL_CREATE_POD: &str = "SuccessfulCreatePod";
     pub const FAILED_CREATE_POD: &str = "FailedCreatePod";

@@ -32,3 +32,6 @@ mod scenarios;
 
 #[cfg(test)]
 mod properties;
+
+#[cfg(test)]
+mod hostile;

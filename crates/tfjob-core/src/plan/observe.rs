@@ -1,5 +1,6 @@
 //! What the planner needs to know about each child object, read from cached pods and Services.
 
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube_core::ResourceExt;
 
@@ -40,6 +41,19 @@ pub struct PodFacts {
     /// container statuses whose latest condition is not True (Unschedulable).
     /// Boxed: most pods have none, and the cache holds one entry per pod.
     pub abnormal: Option<Box<(String, String)>>,
+    /// When its deletion is due and where it runs, for a pod with a deletionTimestamp (boxed
+    /// like `abnormal`: few pods are being deleted).
+    pub deletion: Option<Box<Deletion>>,
+}
+
+/// A pod's deletion as the apiserver recorded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deletion {
+    /// `deletionTimestamp`: the request's time plus the pod's grace period; a pod still there
+    /// well after it is stuck (its node is gone, or a finalizer holds it).
+    pub due: Timestamp,
+    /// `spec.nodeName`.
+    pub node: Option<String>,
 }
 
 impl PodFacts {
@@ -76,6 +90,12 @@ impl PodFacts {
             exit_code,
             restarts,
             abnormal: abnormal(pod).map(Box::new),
+            deletion: pod.metadata.deletion_timestamp.as_ref().map(|at| {
+                Box::new(Deletion {
+                    due: at.0,
+                    node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+                })
+            }),
         }
     }
 

@@ -56,6 +56,8 @@ pub enum PodGroupAction {
 pub struct Plan {
     pub create_pods: Vec<Pod>,
     pub delete_pods: Vec<ChildRef>,
+    /// Pods stuck Terminating on a lost node: deleted with a grace period of 0.
+    pub force_delete_pods: Vec<ChildRef>,
     pub create_services: Vec<Service>,
     pub delete_services: Vec<ChildRef>,
     /// The new status, only when it differs from the observed one.
@@ -77,6 +79,7 @@ impl Plan {
     pub fn is_noop(&self) -> bool {
         self.create_pods.is_empty()
             && self.delete_pods.is_empty()
+            && self.force_delete_pods.is_empty()
             && self.create_services.is_empty()
             && self.delete_services.is_empty()
             && self.status.is_none()
@@ -99,6 +102,7 @@ impl Plan {
         self.create_pods.clear();
         self.create_services.clear();
         self.delete_pods.clear();
+        self.force_delete_pods.clear();
         self.delete_services.clear();
     }
 

@@ -146,8 +146,9 @@ proptest! {
             cluster_domain: None,
             service_mode: if per_job { ServiceMode::PerJob } else { ServiceMode::PerReplica },
             gang: None,
+            ..Default::default()
         };
-        let observed = super::Observed { pods: &facts, services: &services, pod_group: None, priority_classes: None, notes: &[] };
+        let observed = super::Observed { pods: &facts, services: &services, pod_group: None, priority_classes: None, notes: &[], lost_nodes: &[] };
         let result = plan(&job, &observed, t(now), &config);
 
         for child in result.create_pods.iter().map(|p| &p.metadata).chain(result.create_services.iter().map(|s| &s.metadata)) {

@@ -109,4 +109,10 @@ PriorityClasses (list, watch) to order replica types for a PodGroup's minResourc
   resources: [priorityclasses]
   verbs: [list, watch]
 {{- end }}
+{{- if .Values.stuckPods.forceDelete }}
+# Whether the node of a pod stuck Terminating is lost (--force-delete-stuck-pods).
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get]
+{{- end }}
 {{- end }}

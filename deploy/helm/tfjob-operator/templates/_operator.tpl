@@ -25,6 +25,12 @@ flags, so they check what the operator will do).
 - --watch-timeout-seconds={{ .Values.watchTimeoutSeconds | int }}
 - --list-page-size={{ .Values.listPageSize | int }}
 - --service-mode={{ .Values.serviceMode }}
+- --request-timeout={{ .Values.kubeApi.requestTimeout }}
+- --stall-timeout={{ .Values.healthProbe.stallTimeout }}
+- --stuck-terminating-after={{ .Values.stuckPods.after }}
+{{- if .Values.stuckPods.forceDelete }}
+- --force-delete-stuck-pods=true
+{{- end }}
 {{- if .Values.leaderElection.enabled }}
 # The Lease lives in the pod's namespace (POD_NAMESPACE below).
 - --leader-elect=true

@@ -57,11 +57,21 @@ pub fn plan_resolved(
         status: observed_status.clone(),
         plan: Plan::default(),
         running: false,
+        notes: Vec::new(),
     };
     pass.run(spec);
     // Notes describe a running job's obstacles; any other outcome clears them.
-    let notes = if pass.running { observed.notes } else { &[] };
-    conditions::annotate(&mut pass.status.conditions, notes);
+    let notes: Vec<String> = if pass.running {
+        observed
+            .notes
+            .iter()
+            .cloned()
+            .chain(pass.notes.drain(..))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    conditions::annotate(&mut pass.status.conditions, &notes);
     let mut plan = pass.plan;
     if pass.status != observed_status {
         plan.status = Some(pass.status);
@@ -98,6 +108,8 @@ struct Pass<'a> {
     plan: Plan,
     /// The pass ended with the job running (not finished, suspended or waiting for admission).
     running: bool,
+    /// Obstacles the pass found itself (stuck pods), after the shell's `observed.notes`.
+    notes: Vec<String>,
 }
 
 impl Pass<'_> {

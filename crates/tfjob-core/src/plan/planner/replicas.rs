@@ -2,15 +2,17 @@
 //! fail on failed pods (upstream's `ReconcilePods`/`ReconcileServices`).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use super::Pass;
 use crate::api::{EffectiveSpec, ReplicaType};
 use crate::plan::messages::{self, event_reason};
 use crate::plan::observe::PodFacts;
 use crate::plan::output::{ChildRef, PodWarning};
-use crate::plan::rules::limits::Limit;
+use crate::plan::rules::limits::{self, Limit};
 use crate::plan::rules::restart::{self, FailedPod};
-use crate::plan::rules::{gang, services, slots};
+use crate::plan::rules::{batches, gang, services, slots, stuck};
+use crate::plan::tf_config;
 use crate::plan::transitions::{FailReason, Transition};
 
 /// What the replica loop found, for the status pass.
@@ -119,6 +121,10 @@ impl Pass<'_> {
             }
         }
 
+        if self.stuck_pods(spec, &mut outcome, &mut restarts_so_far) {
+            return outcome;
+        }
+
         self.plan.pod_warnings.extend(pods.iter().filter_map(|pod| {
             let (reason, message) = *pod.abnormal.clone()?;
             Some(PodWarning {
@@ -131,6 +137,86 @@ impl Pass<'_> {
         self.plan.delete_pods.extend(to_delete);
         self.sync_services(spec, &types);
         outcome
+    }
+
+    /// Pods stuck Terminating: each is named (a Warning once, and a note on the condition);
+    /// with force deletion on and its node lost, it is force-deleted and its replica's
+    /// re-creation counted as a restart. Returns whether that restart would exceed
+    /// `backoffLimit` (the job then fails; `outcome.limit` says so).
+    fn stuck_pods(
+        &mut self,
+        spec: &EffectiveSpec,
+        outcome: &mut ReplicaOutcome,
+        restarts_so_far: &mut i32,
+    ) -> bool {
+        for pod in self.observed.pods {
+            let Some(deletion) = pod.deletion.as_deref() else {
+                continue;
+            };
+            let node_lost = deletion
+                .node
+                .as_ref()
+                .is_some_and(|node| self.observed.lost_nodes.contains(node));
+            let verdict = stuck::judge(
+                deletion,
+                self.now,
+                self.config.stuck_after,
+                node_lost,
+                self.config.force_delete_stuck,
+            );
+            if verdict == stuck::Verdict::Waiting {
+                // Nothing else may happen to wake the job when the grace runs out.
+                if let Some(wait) = stuck::until_stuck(deletion, self.now, self.config.stuck_after)
+                {
+                    self.plan.requeue_after(wait);
+                }
+                continue;
+            }
+            let description = stuck::describe(&pod.name, deletion);
+            if let Some(uid) = &pod.uid {
+                self.plan.pod_warnings.push(PodWarning {
+                    pod_uid: uid.clone(),
+                    reason: event_reason::POD_STUCK_TERMINATING.into(),
+                    message: format!(
+                        "Pod {}/{}",
+                        self.namespace,
+                        description.trim_start_matches("pod ")
+                    ),
+                });
+            }
+            self.notes.push(format!("{description}."));
+            if verdict != stuck::Verdict::ForceDelete {
+                if self.config.force_delete_stuck {
+                    // Its node may be lost later, with no event on the job: look again.
+                    self.plan.requeue_after(self.config.stuck_after);
+                }
+                continue;
+            }
+            if let (Some(replica_type), Some(uid)) = (pod.replica_type, &pod.uid) {
+                let already_counted = self
+                    .status
+                    .replica_statuses
+                    .get(replica_type.as_str())
+                    .is_some_and(|s| s.restarted_pods.contains(uid));
+                if !already_counted {
+                    if !limits::may_restart(spec.backoff_limit, *restarts_so_far) {
+                        outcome.limit = Some(Limit::Backoff);
+                        return true;
+                    }
+                    outcome
+                        .restarted_pods
+                        .entry(replica_type)
+                        .or_default()
+                        .push(uid.clone());
+                    *restarts_so_far = restarts_so_far.saturating_add(1);
+                    let counted = outcome.restarts.entry(replica_type).or_default();
+                    *counted = counted.saturating_add(pod.restarts.saturating_add(1));
+                    self.record(Transition::Restarting(replica_type));
+                }
+            }
+            self.plan.force_delete_pods.push(child_ref(pod));
+        }
+        false
     }
 
     fn create_pods(&mut self, spec: &EffectiveSpec, to_create: &[(ReplicaType, i32)]) {
@@ -147,8 +233,17 @@ impl Pass<'_> {
         });
         let pods: Vec<_> = {
             let builder = self.builder(spec);
-            to_create.iter().map(|(t, i)| builder.pod(*t, *i)).collect()
+            let per_pass =
+                batches::pods_per_pass(tf_config::longest_len(spec, &builder.addressing));
+            to_create
+                .iter()
+                .take(per_pass)
+                .map(|(t, i)| builder.pod(*t, *i))
+                .collect()
         };
+        if pods.len() < to_create.len() {
+            self.plan.requeue_after(Duration::ZERO); // the rest in the next pass
+        }
         self.plan.create_pods.extend(pods);
         if template_sets_restart_policy {
             self.event(
@@ -191,12 +286,16 @@ impl Pass<'_> {
             decision
                 .create
                 .iter()
+                .take(batches::MAX_CREATES_PER_PASS)
                 .map(|wanted| match *wanted {
                     services::Wanted::Job => builder.job_service(),
                     services::Wanted::Replica(t, i) => builder.replica_service(t, i),
                 })
                 .collect()
         };
+        if created.len() < decision.create.len() {
+            self.plan.requeue_after(Duration::ZERO); // the rest in the next pass
+        }
         self.plan.create_services.extend(created);
         self.plan.delete_services.extend(decision.delete);
     }

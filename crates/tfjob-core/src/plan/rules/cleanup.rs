@@ -76,6 +76,7 @@ mod tests {
             exit_code: 0,
             restarts: 0,
             abnormal: None,
+            deletion: None,
         }
     }
 

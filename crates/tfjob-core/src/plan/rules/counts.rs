@@ -87,6 +87,7 @@ mod tests {
             exit_code: 0,
             restarts: 0,
             abnormal: None,
+            deletion: None,
         }
     }
 

@@ -81,6 +81,7 @@ mod tests {
             exit_code: 0,
             restarts,
             abnormal: None,
+            deletion: None,
         }
     }
 

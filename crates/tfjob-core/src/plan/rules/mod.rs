@@ -5,9 +5,11 @@
 //!
 //! | file | decides |
 //! |---|---|
+//! | [`batches`] | how many children one pass builds (memory bound for large jobs) |
 //! | [`slots`] | which replica indices need a pod, which pods are surplus, completed or failed |
 //! | [`restart`] | what happens to a failed pod under each restart policy |
 //! | [`limits`] | back-off (restarts so far against `backoffLimit`) and the deadline |
+//! | [`stuck`] | pods stuck Terminating: a Warning, and force deletion on a lost node |
 //! | [`success`] | when the job is running and when it has succeeded |
 //! | [`failure`] | when failed replicas fail the job |
 //! | [`counts`] | `replicaStatuses`: counters and the memory kept across pods |
@@ -17,6 +19,7 @@
 //! | [`suspend`] | the transitions of suspend and resume |
 //! | [`gang`] | the PodGroup of gang scheduling |
 
+pub mod batches;
 pub mod cleanup;
 pub mod counts;
 pub mod failure;
@@ -25,6 +28,7 @@ pub mod limits;
 pub mod restart;
 pub mod services;
 pub mod slots;
+pub mod stuck;
 pub mod success;
 pub mod suspend;
 pub mod ttl;

@@ -145,6 +145,7 @@ mod tests {
             exit_code,
             restarts: 0,
             abnormal: None,
+            deletion: None,
         }
     }
 

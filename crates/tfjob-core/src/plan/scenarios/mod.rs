@@ -4,10 +4,12 @@
 
 mod cleanup;
 mod gang;
+mod large;
 mod lifecycle;
 mod limits;
 mod restarts;
 mod services;
+mod stuck;
 mod success;
 mod suspend;
 mod world;

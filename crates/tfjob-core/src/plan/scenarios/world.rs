@@ -25,6 +25,8 @@ pub struct World {
     pub job_deleted: bool,
     /// What the shell would report about the job (see `Observed::notes`).
     pub notes: Vec<String>,
+    /// Nodes the shell would report lost (see `Observed::lost_nodes`).
+    pub lost_nodes: Vec<String>,
     next_uid: u32,
 }
 
@@ -38,6 +40,7 @@ impl World {
             pod_group: None,
             job_deleted: false,
             notes: Vec::new(),
+            lost_nodes: Vec::new(),
             next_uid: 0,
         }
     }
@@ -51,6 +54,7 @@ impl World {
             pod_group: self.pod_group.as_ref(),
             priority_classes: None,
             notes: &self.notes,
+            lost_nodes: &self.lost_nodes,
         };
         plan(&self.job, &observed, now, &self.config)
     }
