@@ -16,8 +16,9 @@ use tracing::debug;
 
 use tfjob_core::plan::{ChildRef, JobEvent};
 
-/// Writes in flight at most for one kind of child of one job.
-pub const MAX_IN_FLIGHT: usize = 64;
+/// Writes in flight at most for one kind of child of one job: enough to keep the apiserver
+/// busy, few enough that other jobs' writes do not queue long behind one large job's.
+pub const MAX_IN_FLIGHT: usize = 16;
 
 /// The sizes of the slow-start batches for `n` writes: 1, 2, 4 … capped at [`MAX_IN_FLIGHT`].
 fn batch_sizes(n: usize) -> impl Iterator<Item = usize> {
@@ -219,7 +220,13 @@ mod tests {
             (4, &[1, 2, 1]),
             (7, &[1, 2, 4]),
             (20, &[1, 2, 4, 8, 5]),
-            (300, &[1, 2, 4, 8, 16, 32, 64, 64, 64, 45]),
+            (
+                300,
+                &[
+                    1, 2, 4, 8, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16,
+                    13,
+                ],
+            ),
         ];
         for (n, expected) in cases {
             let sizes: Vec<usize> = batch_sizes(n).collect();

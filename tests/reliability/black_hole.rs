@@ -37,13 +37,12 @@ async fn await_condition_type(ctx: &TestContext, name: &str, type_: &str, within
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_black_holed_job_holds_up_nothing_else_and_recovers() {
+/// Run beside the other waiting faults (`waiting.rs`).
+pub(crate) async fn a_black_holed_job_holds_up_nothing_else_and_recovers() {
     // The operator's defaults: --request-timeout=30s, and 10 s to drain on a stop.
     const TIMEOUT: Duration = Duration::from_secs(30);
     const DRAIN_LIMIT: Duration = Duration::from_secs(10);
     const HOLE: Duration = Duration::from_secs(120);
-    let _serial = SERIAL.lock().await;
     let ctx = TestContext::new("black-hole").await;
     let ns = ctx.namespace.clone();
     let _kubelet = sim_kubelet(&ctx);

@@ -188,7 +188,7 @@ async fn jobs_converge_through_injected_api_faults_without_a_hot_loop() {
 /// passes the first and must fail the second, or it proves nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hot_loop_check_catches_a_missing_backoff() {
-    const WINDOW: Duration = Duration::from_secs(20);
+    const WINDOW: Duration = Duration::from_secs(12);
     let _serial = SERIAL.lock().await;
     let mut report = Vec::new();
     for backoff in [true, false] {

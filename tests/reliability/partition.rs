@@ -88,13 +88,23 @@ async fn a_partitioned_leader_writes_nothing_after_its_successor() {
         .create(&PostParams::default(), &job)
         .await
         .expect("the job");
-    wait_for(secs(60), "the first 20 pods", || async {
-        match pod_count(&ctx).await {
-            n if n >= 20 => Ok(()),
-            n => Err(format!("{n} pods")),
-        }
-    })
-    .await;
+    // Watched at the proxy, not by listing: the operator creates the 200 pods in slow-start
+    // batches within a second or two, faster than a list could tell.
+    let creates = || {
+        proxy_a
+            .records()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.contains("/pods"))
+            .count()
+    };
+    let deadline = Instant::now() + secs(60);
+    while creates() < 8 {
+        assert!(
+            Instant::now() < deadline,
+            "operator a created no pods within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert!(
         leads(&first).await && !leads(&second).await,
         "a still leads when the partition starts:\n{}",

@@ -6,7 +6,7 @@
 use super::*;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod, ResourceQuota};
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::DeleteParams;
 use support::operator::{submit, workers_job};
 
 fn fifty_workers(name: &str) -> String {
@@ -52,10 +52,9 @@ fn rounds(at: &[Instant]) -> Vec<(Instant, usize)> {
     rounds
 }
 
-/// How long the quota storm runs: two minutes in the suite, ten in the long run
+/// How long the quota storm runs: one minute in the suite, ten in the long run
 /// (`cargo test --test reliability -- --ignored quota`).
-async fn quota_storm(minutes: u64) {
-    let _serial = SERIAL.lock().await;
+pub(crate) async fn quota_storm(minutes: u64) {
     let ctx = TestContext::new("quota").await;
     let ns = ctx.namespace.clone();
     let quota: ResourceQuota = serde_json::from_value(json!({
@@ -154,14 +153,11 @@ async fn quota_storm(minutes: u64) {
     ctx.teardown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_quota_of_no_pods_costs_one_create_and_one_warning_per_backoff_round() {
-    quota_storm(2).await;
-}
-
+/// The suite's one-minute storm runs beside the other waiting faults (`waiting.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "ten minutes: the long version of the quota storm"]
 async fn a_quota_of_no_pods_for_ten_minutes() {
+    let _serial = SERIAL.lock().await;
     quota_storm(10).await;
 }
 

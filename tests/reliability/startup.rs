@@ -25,10 +25,9 @@ async fn await_created(ctx: &TestContext, name: &str, within: Duration) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_apiserver_down_at_start_is_waited_for_not_exited_on() {
+/// Run beside the other waiting faults (`waiting.rs`).
+pub(crate) async fn an_apiserver_down_at_start_is_waited_for_not_exited_on() {
     const DOWN: Duration = Duration::from_secs(60);
-    let _serial = SERIAL.lock().await;
     let ctx = TestContext::new("start-down").await;
     let proxy = FaultProxy::start(control_plane(), 41).await;
     proxy.go_down();

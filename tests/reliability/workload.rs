@@ -57,6 +57,27 @@ pub(crate) struct Scripted {
     pub(crate) pods: BTreeMap<String, usize>,
     /// `Restarting` transitions (pod re-creations under `ExitCode`).
     pub(crate) restarts: usize,
+    /// Whether `replicaStatuses` must count exactly `restarts` (not for in-place restarts up
+    /// to a `backoffLimit`, whose count depends on when the limit was seen).
+    pub(crate) restart_count_checked: bool,
+    /// The conditions of a run without kills, when not `Created, Running=False, <end>`.
+    pub(crate) canonical: Option<Vec<(String, String)>>,
+    /// `ttlSecondsAfterFinished`: the job is gone at the end.
+    pub(crate) ttl: bool,
+    /// Created suspended; the workload resumes it a few seconds later.
+    pub(crate) suspended: bool,
+}
+
+impl Scripted {
+    /// Adds `fields` to the job's `runPolicy`.
+    pub(crate) fn with_run_policy(mut self, fields: Value) -> Self {
+        let mut job = serde_json::to_value(&self.job).expect("a TFJob serialises");
+        for (key, value) in fields.as_object().expect("an object").clone() {
+            job["spec"]["runPolicy"][key] = value;
+        }
+        self.job = serde_json::from_value(job).expect("still a valid TFJob");
+        self
+    }
 }
 
 /// Annotations of the simulated kubelet: a run of `run_ms`, then exit 0.
@@ -146,6 +167,10 @@ pub(crate) fn scripted(
         end,
         pods,
         restarts: usize::from(recreated.is_some()),
+        restart_count_checked: true,
+        canonical: None,
+        ttl: false,
+        suspended: false,
     }
 }
 
@@ -226,6 +251,81 @@ pub(crate) fn script(name: String, rng: &mut Rng) -> Scripted {
     }
 }
 
+/// The soak's mix: every twentieth job has 50 workers; the others are drawn from the seven
+/// scripts of [`script`] and four that exercise the run policy under kills: `backoffLimit`,
+/// `activeDeadlineSeconds`, `ttlSecondsAfterFinished` and `suspend` (resumed later).
+pub(crate) fn soak_script(name: String, i: usize, rng: &mut Rng) -> Scripted {
+    let run = rng.range(4000, 5000);
+    if i.is_multiple_of(20) {
+        return scripted(
+            name,
+            "50 workers succeed",
+            "None",
+            vec![replica("Worker", 50, "Never", runs(run))],
+            End::Succeeded,
+            None,
+        );
+    }
+    let pair = |t: &str, st: &str| (t.to_string(), st.to_string());
+    match rng.next() % 11 {
+        7 => {
+            let mut s = scripted(
+                name,
+                "in-place restarts past backoffLimit 1",
+                "All",
+                vec![replica("Worker", 1, "OnFailure", failing(2000, "all", 1))],
+                End::Failed,
+                None,
+            )
+            .with_run_policy(json!({"backoffLimit": 1}));
+            s.restart_count_checked = false;
+            s
+        }
+        8 => scripted(
+            name,
+            "past activeDeadlineSeconds 8",
+            "All",
+            vec![replica("Worker", 1, "Never", forever())],
+            End::Failed,
+            None,
+        )
+        .with_run_policy(json!({"activeDeadlineSeconds": 8})),
+        9 => {
+            let mut s = scripted(
+                name,
+                "deleted 3 s after it succeeds (TTL)",
+                "None",
+                vec![replica("Worker", 1, "Never", runs(run))],
+                End::Succeeded,
+                None,
+            )
+            .with_run_policy(json!({"ttlSecondsAfterFinished": 3}));
+            s.ttl = true;
+            s
+        }
+        10 => {
+            let mut s = scripted(
+                name,
+                "created suspended, resumed",
+                "None",
+                vec![replica("Worker", 1, "Never", runs(run))],
+                End::Succeeded,
+                None,
+            )
+            .with_run_policy(json!({"suspend": true}));
+            s.suspended = true;
+            s.canonical = Some(vec![
+                pair("Created", "True"),
+                pair("Suspended", "False"),
+                pair("Running", "False"),
+                pair("Succeeded", "True"),
+            ]);
+            s
+        }
+        _ => script(name, rng),
+    }
+}
+
 pub(crate) async fn submit(ctx: &TestContext, job: &Scripted) {
     ctx.api::<TFJob>()
         .create(&PostParams::default(), &job.job)
@@ -290,7 +390,11 @@ pub(crate) async fn await_all_finished(
             list.items.into_iter().map(|j| (j.name_any(), j)).collect();
         let unfinished: Vec<String> = scripts
             .iter()
-            .filter(|s| by_name.get(&s.name).and_then(finished).is_none())
+            .filter(|s| match by_name.get(&s.name) {
+                // Deleted after its TTL: done (end_state_problems checks it ended first).
+                None => !s.ttl,
+                Some(job) => finished(job).is_none() || s.ttl,
+            })
             .map(|s| {
                 let now = by_name.get(&s.name).map(condition_pairs);
                 format!("{} ({}): {now:?}", s.name, s.kind)

@@ -51,7 +51,10 @@ async fn count<K>(api: &Api<K>, job: &str) -> usize
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let own = ListParams::default().labels(&format!("training.kubeflow.org/job-name={job}"));
+    // From the apiserver's watch cache (resourceVersion 0): counting must not load it much.
+    let own = ListParams::default()
+        .labels(&format!("training.kubeflow.org/job-name={job}"))
+        .match_any();
     api.list_metadata(&own)
         .await
         .map(|l| l.items.len())
@@ -124,7 +127,7 @@ async fn create_with_canaries(
             started.elapsed() < secs(600),
             "{name}: {p} of {expected} pods and {s} Services after 10 minutes"
         );
-        tokio::time::sleep(secs(1)).await;
+        tokio::time::sleep(secs(2)).await;
     }
     let took = started.elapsed();
     submitter.abort();

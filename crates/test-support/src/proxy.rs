@@ -107,6 +107,9 @@ pub struct Record {
     /// The apiserver's status code, when it answered.
     pub upstream_status: Option<u16>,
     pub outcome: Outcome,
+    /// Sent on to the apiserver (whether or not an answer came back to the proxy: a client
+    /// killed meanwhile leaves a forwarded request without one).
+    pub forwarded: bool,
     /// The request body (writes only).
     pub body: Option<Bytes>,
     /// The apiserver's answer (writes only).
@@ -294,7 +297,7 @@ impl FaultProxy {
         }
         // Requests held at the gate never reached the apiserver; nothing answered them.
         for record in lock(&self.shared.records).iter_mut() {
-            if record.outcome == Outcome::Pending {
+            if record.outcome == Outcome::Pending && !record.forwarded {
                 record.outcome = Outcome::NotForwarded;
             }
         }
@@ -341,6 +344,22 @@ fn kubeconfig_text(addr: SocketAddr, ca: &Path, token: &str) -> String {
         "apiVersion: v1\nkind: Config\nclusters:\n- name: proxy\n  cluster:\n    server: https://{addr}\n    certificate-authority: {}\nusers:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: proxy\n  context:\n    cluster: proxy\n    user: admin\ncurrent-context: proxy\n",
         ca.display()
     )
+}
+
+/// One forwarded request in `Shared::in_flight`, for as long as it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -433,6 +452,7 @@ async fn handle(
             faults: faults.clone(),
             upstream_status: None,
             outcome: Outcome::Pending,
+            forwarded: false,
             body: write.then(|| body.clone()),
             response: None,
         });
@@ -470,7 +490,9 @@ async fn handle(
         .header(hyper::header::HOST, shared.upstream.to_string())
         .body(Full::new(body))
         .map_err(|_| Dropped)?;
-    shared.in_flight.fetch_add(1, Ordering::SeqCst);
+    // Counted until answered, or until this future is dropped (its client went away).
+    let in_flight = InFlight::enter(&shared.in_flight);
+    set(&|r| r.forwarded = true);
     let answer = async {
         let mut sender = upstream.lock().await;
         if sender.as_ref().is_none_or(|s| s.is_closed()) {
@@ -486,7 +508,7 @@ async fn handle(
     let response = match answer {
         Ok(response) => response,
         Err(dropped) => {
-            shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+            drop(in_flight);
             set(&|r| r.outcome = Outcome::UpstreamError);
             return Err(dropped);
         }
@@ -495,7 +517,7 @@ async fn handle(
     let (head, upstream_body) = response.into_parts();
 
     if watch {
-        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        drop(in_flight);
         set(&|r| r.upstream_status = Some(status));
         if *shared.frozen.borrow() {
             set(&|r| r.outcome = Outcome::Withheld);
@@ -511,7 +533,7 @@ async fn handle(
     }
 
     let collected = upstream_body.collect().await;
-    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+    drop(in_flight);
     let Ok(collected) = collected else {
         set(&|r| r.outcome = Outcome::UpstreamError);
         return Err(Dropped);

@@ -12,7 +12,9 @@
 //!    replicas submitted at once, then single jobs one at a time for latency;
 //! 4. full lifecycles to Succeeded with the simulated kubelet, counting every operator write;
 //! 5. operator memory idle, with `--memory-jobs` TFJobs cached, and at a forced re-list;
-//! 6. no-op reconcile CPU, from that re-list's resync and in-process.
+//! 6. no-op reconcile CPU, from that re-list's resync and in-process;
+//! 7. large jobs: peak RSS with one TFJob of 500 … 3,000 workers (standard TF_CONFIG) and
+//!    10,000 (sparse), each in a fresh operator, and the fitted exponent.
 //!
 //! Results: a Markdown table on stdout and in `<out>/latest.md`, `<out>/latest.json`, and the
 //! chart `<out>/pods-over-time.png`.
@@ -105,11 +107,12 @@ struct Args {
     /// Extra flag for every operator process (repeat), e.g. `--operator-arg=--concurrency=64`.
     #[arg(long = "operator-arg", allow_hyphen_values = true)]
     operator_args: Vec<String>,
-    /// Phases to run (comma-separated): bare, jobs, tfjob, latency, lifecycle, cost, memory, micro.
+    /// Phases to run (comma-separated): bare, jobs, tfjob, latency, lifecycle, cost, memory,
+    /// large, micro.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "bare,jobs,tfjob,latency,lifecycle,cost,memory,micro"
+        default_value = "bare,jobs,tfjob,latency,lifecycle,cost,memory,large,micro"
     )]
     phases: Vec<String>,
     /// Tiny sizes for a correctness check (the test suite's smoke run).
@@ -166,6 +169,11 @@ impl Args {
             lifecycle_jobs: smoke(self.lifecycle_jobs, 3),
             memory_jobs: smoke(self.memory_jobs, 20),
             micro_jobs: smoke(self.micro_jobs, 50),
+            large_jobs: if self.smoke {
+                phases::large::SMOKE_SIZES.to_vec()
+            } else {
+                phases::large::SIZES.to_vec()
+            },
             operator_args: self.operator_args.clone(),
         }
     }
@@ -305,6 +313,13 @@ async fn phases(args: &Args, run: &mut Run, report: &mut Report) -> anyhow::Resu
             sizes.memory_jobs
         );
         report.memory = Some(phases::memory::run(run).await?);
+    }
+    if args.wants("large") {
+        eprintln!(
+            "== large jobs: peak RSS with one TFJob of (workers, sparse) {:?}",
+            sizes.large_jobs
+        );
+        report.large = Some(phases::large::run(run).await?);
     }
     Ok(())
 }

@@ -25,6 +25,9 @@ pub struct Report {
     pub latency: Vec<Latency>,
     pub lifecycle: Vec<Lifecycle>,
     pub memory: Option<Memory>,
+    /// Peak RSS with one large TFJob (phase `large`).
+    #[serde(default)]
+    pub large: Option<Large>,
     pub noop: Option<Noop>,
     pub targets: Vec<Target>,
     /// Pods created over time per creator, for the chart.
@@ -53,6 +56,9 @@ pub struct Sizes {
     pub lifecycle_jobs: usize,
     pub memory_jobs: usize,
     pub micro_jobs: usize,
+    /// The large-jobs phase: (workers, enableDynamicWorker) of each job.
+    #[serde(default)]
+    pub large_jobs: Vec<(u32, bool)>,
     pub operator_args: Vec<String>,
 }
 
@@ -129,6 +135,24 @@ pub struct Lifecycle {
     pub events_per_job: f64,
     pub conflicts: usize,
     pub reads_after_sync: usize,
+}
+
+#[derive(Serialize, Deserialize, Default, Debug, Clone)]
+pub struct Large {
+    pub jobs: Vec<LargeJob>,
+    /// Of peak RSS against workers, standard TF_CONFIG (1 = linear, 2 = quadratic).
+    pub exponent: f64,
+}
+
+#[derive(Serialize, Deserialize, Default, Debug, Clone)]
+pub struct LargeJob {
+    pub workers: u32,
+    /// `enableDynamicWorker`: the sparse TF_CONFIG.
+    pub dynamic: bool,
+    /// From the TFJob's create to all pods and Services created.
+    pub seconds: f64,
+    pub idle_rss_kib: u64,
+    pub peak_rss_kib: u64,
 }
 
 #[derive(Serialize, Deserialize, Default, Debug, Clone)]
@@ -446,6 +470,27 @@ impl Report {
                     l.reads_after_sync
                 );
             }
+        }
+        if let Some(large) = &self.large {
+            let _ = writeln!(
+                out,
+                "\n| one large TFJob (no kubelet) | children created in | operator peak RSS |\n|---|---|---|"
+            );
+            for j in &large.jobs {
+                let _ = writeln!(
+                    out,
+                    "| 1 PS + {} workers, {} TF_CONFIG | {:.1} s | **{:.1} MiB** |",
+                    j.workers,
+                    if j.dynamic { "sparse" } else { "standard" },
+                    j.seconds,
+                    j.peak_rss_kib as f64 / 1024.0
+                );
+            }
+            let _ = writeln!(
+                out,
+                "\nPeak RSS grows as workers^{:.2} in the standard form (1 would be linear, 2 quadratic).",
+                large.exponent
+            );
         }
         if let Some(mem) = &self.memory {
             let _ = writeln!(

@@ -127,6 +127,24 @@ fn smoke_run_produces_a_complete_report_and_chart() {
         num(&report, "/sizes/micro_jobs") * 3.0
     );
 
+    // 7. Each large job was created completely and its peak RSS read.
+    let large = report["large"]["jobs"]
+        .as_array()
+        .expect("the large phase ran");
+    assert_eq!(
+        large.len(),
+        report["sizes"]["large_jobs"].as_array().unwrap().len()
+    );
+    for job in large {
+        assert!(job["peak_rss_kib"].as_f64().unwrap() > 0.0, "{job}");
+        assert!(job["seconds"].as_f64().unwrap() > 0.0, "{job}");
+    }
+    assert!(
+        report["large"]["exponent"]
+            .as_f64()
+            .is_some_and(f64::is_finite)
+    );
+
     // The targets were evaluated, the table and the chart written.
     assert!(report["targets"].as_array().unwrap().len() >= 10);
     let table = std::fs::read_to_string(out.join("latest.md")).expect("latest.md written");

@@ -3,5 +3,6 @@
 pub mod bare;
 pub mod cost;
 pub mod job_controller;
+pub mod large;
 pub mod memory;
 pub mod tfjob;
