@@ -121,11 +121,20 @@ pub fn release_binary(name: &str) -> PathBuf {
             "building the release {name} (cargo build --release --bin {name}; ~5 minutes cold)"
         );
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
+        let mut command = std::process::Command::new(cargo);
+        command
             .args(["build", "--release", "--bin", name])
-            .current_dir(repo())
-            .status()
-            .expect("cargo runs");
+            .current_dir(repo());
+        // `cargo test` gives this process the test crate's CARGO_PKG_*, CARGO_MANIFEST_* …;
+        // build scripts such as ring's watch those names (rerun-if-env-changed), so a nested
+        // cargo that inherits them rebuilds the TLS stack (~3 minutes) instead of finding the
+        // release binary hack/test.sh built a moment ago fresh.
+        for (key, _) in std::env::vars_os() {
+            if key.to_str().is_some_and(inherited_from_cargo_test) {
+                command.env_remove(key);
+            }
+        }
+        let status = command.status().expect("cargo runs");
         assert!(
             status.success(),
             "cargo build --release --bin {name} failed"
@@ -134,6 +143,22 @@ pub fn release_binary(name: &str) -> PathBuf {
     }
     assert!(path.exists(), "{} is missing", path.display());
     path
+}
+
+/// Variables `cargo test` sets for the test process that describe the test crate, not the
+/// build: none of them may reach a nested cargo.
+fn inherited_from_cargo_test(key: &str) -> bool {
+    const PREFIXES: [&str; 4] = [
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+    ];
+    PREFIXES.iter().any(|p| key.starts_with(p))
+        || matches!(
+            key,
+            "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR" | "OUT_DIR"
+        )
 }
 
 /// Field manager of the harness's server-side applies.

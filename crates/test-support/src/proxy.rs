@@ -110,6 +110,8 @@ pub struct Record {
     /// Sent on to the apiserver (whether or not an answer came back to the proxy: a client
     /// killed meanwhile leaves a forwarded request without one).
     pub forwarded: bool,
+    /// When it was sent on (a request held at a frozen gate is sent at the thaw, late).
+    pub forwarded_at: Option<Instant>,
     /// The request body (writes only).
     pub body: Option<Bytes>,
     /// The apiserver's answer (writes only).
@@ -453,6 +455,7 @@ async fn handle(
             upstream_status: None,
             outcome: Outcome::Pending,
             forwarded: false,
+            forwarded_at: None,
             body: write.then(|| body.clone()),
             response: None,
         });
@@ -492,7 +495,11 @@ async fn handle(
         .map_err(|_| Dropped)?;
     // Counted until answered, or until this future is dropped (its client went away).
     let in_flight = InFlight::enter(&shared.in_flight);
-    set(&|r| r.forwarded = true);
+    let now = Instant::now();
+    set(&|r| {
+        r.forwarded = true;
+        r.forwarded_at = Some(now);
+    });
     let answer = async {
         let mut sender = upstream.lock().await;
         if sender.as_ref().is_none_or(|s| s.is_closed()) {
