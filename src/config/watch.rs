@@ -111,6 +111,29 @@ pub struct WatchArgs {
     )]
     pub allow_upstream_crd: bool,
 
+    /// How long a job's pod may stay Pending, for no lasting reason, before the job's condition
+    /// says it cannot start (with one PodCannotStart Warning). Lasting causes (ImagePullBackOff,
+    /// InvalidImageName, CreateContainerConfigError, Unschedulable) are told at once.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "TFJOB_PENDING_THRESHOLD",
+        default_value = "5m",
+        value_parser = parse_duration
+    )]
+    pub pending_threshold: Duration,
+
+    /// Fail a job when one of its pods waits to start longer than this (a bad image, no node
+    /// that fits), cleaning up per its cleanPodPolicy so the resources it holds are freed. Off
+    /// unless set; a job's `tfjob-operator.dev/pending-deadline` annotation overrides it.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "TFJOB_PENDING_DEADLINE",
+        value_parser = parse_duration
+    )]
+    pub pending_deadline: Option<Duration>,
+
     /// How long past its deletion's due time (deletionTimestamp) a pod counts as stuck
     /// Terminating: its job then gets a Warning and its condition names the pod and its node.
     #[arg(
@@ -222,6 +245,8 @@ impl WatchArgs {
                 gang: GangScheduler::from_flag(&self.gang_scheduler_name),
                 stuck_after: self.stuck_terminating_after,
                 force_delete_stuck: self.force_delete_stuck_pods,
+                pending_threshold: self.pending_threshold,
+                pending_deadline: self.pending_deadline.filter(|d| !d.is_zero()),
             },
             instance,
             allow_upstream_crd: self.allow_upstream_crd,

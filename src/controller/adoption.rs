@@ -120,7 +120,7 @@ where
                 let note = taken_note(kind, name, &who);
                 if ctx
                     .announced
-                    .first_time(&format!("{job_uid}/{kind}/{name}"), &note)
+                    .first_time(&format!("{job_uid}/{kind}/{name}"), "taken", &note)
                 {
                     events.push(JobEvent {
                         warning: true,

@@ -153,7 +153,7 @@ pub async fn apply(
     events.extend(
         plan.pod_warnings
             .iter()
-            .filter(|w| ctx.announced.first_time(&w.pod_uid, &w.message))
+            .filter(|w| ctx.announced.first_time(&w.pod_uid, &w.reason, &w.message))
             .map(|w| JobEvent {
                 warning: true,
                 reason: w.reason.clone(),

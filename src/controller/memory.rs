@@ -57,8 +57,9 @@ impl StatusMemo {
     }
 }
 
-/// The pod warnings already announced, by pod UID: an unhealthy pod gets one event per distinct
-/// message, not one per reconcile (upstream's event spam).
+/// The pod warnings already announced, by pod UID and reason: an unhealthy pod gets one event
+/// per distinct message of each reason, not one per reconcile (upstream's event spam); two
+/// reasons about one pod (an ImagePullBackOff and the job's PodCannotStart) do not take turns.
 #[derive(Default)]
 pub struct Announced(Mutex<HashMap<String, String>>);
 
@@ -66,16 +67,17 @@ impl Announced {
     /// Bounds the memory of pods that are long gone.
     const MAX: usize = 50_000;
 
-    /// Whether `message` is new for `pod_uid` (and remembers it).
-    pub fn first_time(&self, pod_uid: &str, message: &str) -> bool {
+    /// Whether `message` is new for `pod_uid` and `reason` (and remembers it).
+    pub fn first_time(&self, pod_uid: &str, reason: &str, message: &str) -> bool {
+        let key = format!("{pod_uid}/{reason}");
         let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.get(pod_uid).is_some_and(|m| m == message) {
+        if seen.get(&key).is_some_and(|m| m == message) {
             return false;
         }
         if seen.len() >= Self::MAX {
             seen.clear();
         }
-        seen.insert(pod_uid.to_string(), message.to_string());
+        seen.insert(key, message.to_string());
         true
     }
 }
@@ -216,10 +218,35 @@ mod tests {
     #[test]
     fn pod_warnings_are_announced_once_per_message() {
         let announced = Announced::default();
-        assert!(announced.first_time("pod-a", "waiting: back-off 10s"));
-        assert!(!announced.first_time("pod-a", "waiting: back-off 10s"));
-        assert!(announced.first_time("pod-a", "waiting: back-off 20s"));
-        assert!(announced.first_time("pod-b", "waiting: back-off 10s"));
+        // (pod, reason, message) → announced
+        let steps = [
+            ("pod-a", "CrashLoopBackOff", "back-off 10s", true),
+            ("pod-a", "CrashLoopBackOff", "back-off 10s", false),
+            ("pod-a", "CrashLoopBackOff", "back-off 20s", true),
+            ("pod-b", "CrashLoopBackOff", "back-off 10s", true),
+            // two reasons about one pod, every pass: each once
+            (
+                "pod-c",
+                "ImagePullBackOff",
+                "waiting: Back-off pulling",
+                true,
+            ),
+            ("pod-c", "PodCannotStart", "pod-c cannot start", true),
+            (
+                "pod-c",
+                "ImagePullBackOff",
+                "waiting: Back-off pulling",
+                false,
+            ),
+            ("pod-c", "PodCannotStart", "pod-c cannot start", false),
+        ];
+        for (pod, reason, message, want) in steps {
+            assert_eq!(
+                announced.first_time(pod, reason, message),
+                want,
+                "{pod} {reason} {message}"
+            );
+        }
     }
 
     #[test]

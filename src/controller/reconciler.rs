@@ -132,9 +132,10 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<(Action, bool),
     let current = job.status.clone().unwrap_or_default();
     if let Some(fix) = &ctx.degraded_fix
         && degraded::fit_to_upstream_crd(&mut plan, &current)
-        && uid
-            .as_deref()
-            .is_some_and(|uid| ctx.announced.first_time(uid, degraded::REASON))
+        && uid.as_deref().is_some_and(|uid| {
+            ctx.announced
+                .first_time(uid, degraded::REASON, degraded::REASON)
+        })
     {
         plan.events.push(degraded::warning(fix));
     }
@@ -174,7 +175,7 @@ async fn contained_panic(object: &Object, ctx: &Context, message: String) -> Rec
     error!(%message, "reconcile panicked; the job is retried with back-off");
     if let Ok(cached) = &object.0
         && let Some(uid) = cached.job.uid()
-        && ctx.announced.first_time(&uid, PANIC_REASON)
+        && ctx.announced.first_time(&uid, PANIC_REASON, PANIC_REASON)
     {
         let event = JobEvent {
             warning: true,

@@ -1,6 +1,7 @@
 //! The TFJob lifecycle on the real control plane: the operator and the simulated kubelet run
 //! in-process, one namespace per test.
 
+mod diagnosis;
 mod lifecycle;
 mod limits;
 mod ownership;
@@ -37,6 +38,15 @@ fn job_yaml(name: &str, spec_extra: &str, replicas: &[(&str, i32, &str, &str)]) 
 const FAST: &str = "sim.tfjob-operator.dev/pending-ms: '0', sim.tfjob-operator.dev/run-ms: '300'";
 const FOREVER: &str =
     "sim.tfjob-operator.dev/pending-ms: '0', sim.tfjob-operator.dev/run-forever: 'true'";
+
+/// The message of the job's newest condition.
+fn last_message(job: &TFJob) -> String {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.last())
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default()
+}
 
 async fn pod_names(ctx: &TestContext) -> Vec<String> {
     let pods: Api<Pod> = ctx.api();

@@ -52,7 +52,8 @@ async fn exit_code_137_restarts_but_exit_code_1_fails() {
     .await;
     assert!(
         events.contains(
-            &"Warning TFJobRestarting: job oom is restarting because Worker replica(s) failed."
+            &"Warning TFJobRestarting: job oom is restarting because Worker replica(s) failed: \
+              oom-worker-0 exited with 137 (OOMKilled)."
                 .to_string()
         ),
         "{events:?}"
@@ -65,10 +66,25 @@ async fn exit_code_137_restarts_but_exit_code_1_fails() {
     )
     .await;
     let job = await_condition(&ctx, "perm", "Failed", secs(30)).await;
-    let last = job.status.unwrap().conditions.last().unwrap().clone();
+    let status = job.status.unwrap();
+    let last = status.conditions.last().unwrap().clone();
     assert_eq!(
         last.message.as_deref(),
-        Some(r#"job "perm" is failing because "Worker" replica(s) failed."#)
+        Some(
+            r#"job "perm" is failing because "Worker" replica(s) failed: perm-worker-0 exited with 1 (Error)."#
+        )
+    );
+    let failure = status.replica_statuses["Worker"]
+        .last_failure
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (
+            failure.pod.as_str(),
+            failure.exit_code,
+            failure.reason.as_str()
+        ),
+        ("perm-worker-0", Some(1), "Error")
     );
     ctx.teardown().await;
 }

@@ -14,14 +14,6 @@ use sim_kubelet::{SimKubelet, SimKubeletConfig};
 const GRACE: Duration = Duration::from_secs(3);
 const HOLD: &str = "tests.tfjob-operator.dev/hold";
 
-fn last_message(job: &TFJob) -> String {
-    job.status
-        .as_ref()
-        .and_then(|s| s.conditions.last())
-        .and_then(|c| c.message.clone())
-        .unwrap_or_default()
-}
-
 async fn await_running(ctx: &TestContext, name: &str) {
     await_condition(ctx, name, "Running", secs(30)).await;
 }

@@ -104,7 +104,8 @@ async fn failure_under_never_fails_the_job() {
         failed.message.as_deref(),
         Some(
             format!(
-                "TFJob {}/nv has failed because 1 Worker replica(s) failed.",
+                "TFJob {}/nv has failed because 1 Worker replica(s) failed: nv-worker-0 exited \
+                 with 3 (Error).",
                 ctx.namespace
             )
             .as_str()

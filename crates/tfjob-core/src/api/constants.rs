@@ -20,3 +20,7 @@ pub const MAX_LABEL_NAME_LEN: usize = 63;
 /// Upper bound on `replicas` per type: a typo such as 2147483647 must not make the operator try
 /// to create two billion pods.
 pub const MAX_REPLICAS: i32 = 10_000;
+
+/// Not upstream's: a TFJob annotation that fails the job when one of its pods waits to start
+/// longer than this duration (`10m`, `1h30m`); overrides `--pending-deadline`.
+pub const PENDING_DEADLINE_ANNOTATION: &str = "tfjob-operator.dev/pending-deadline";

@@ -147,7 +147,7 @@ pub struct StoredField {
 }
 
 /// Every field of this project's CRD that upstream training-operator v1.9's CRD lacks.
-pub const STORED_FIELDS: [StoredField; 7] = [
+pub const STORED_FIELDS: [StoredField; 8] = [
     StoredField {
         path: "status.replicaStatuses[*].restarts",
         schema_path: &["status", "replicaStatuses", "*", "restarts"],
@@ -162,6 +162,11 @@ pub const STORED_FIELDS: [StoredField; 7] = [
         path: "status.replicaStatuses[*].restartedPods",
         schema_path: &["status", "replicaStatuses", "*", "restartedPods"],
         purpose: "each restart is counted once, even across a failed delete or an operator restart",
+    },
+    StoredField {
+        path: "status.replicaStatuses[*].lastFailure",
+        schema_path: &["status", "replicaStatuses", "*", "lastFailure"],
+        purpose: "each replica type shows how its last pod failed (exit code, reason, message)",
     },
     StoredField {
         path: "spec.backoffLimit",
@@ -349,8 +354,28 @@ mod tests {
             columns,
             [
                 ("State", ".status.conditions[-1:].type"),
-                ("Age", ".metadata.creationTimestamp")
+                ("Age", ".metadata.creationTimestamp"),
+                ("Workers", ".status.replicaStatuses.Worker.active"),
+                ("Restarts", ".status.replicaStatuses.Worker.restarts"),
+                ("Reason", ".status.conditions[-1:].reason"),
+                ("Message", ".status.conditions[-1:].message"),
             ]
+        );
+        let default_view: Vec<&str> = v1
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .filter(|c| c.priority.unwrap_or(0) == 0)
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(
+            default_view,
+            ["State", "Age"],
+            "upstream's columns by default"
+        );
+        assert_eq!(
+            crd.spec.names.categories.as_deref(),
+            Some(&["kubeflow".to_string(), "all".to_string()][..])
         );
         let subresources = v1.subresources.as_ref().unwrap();
         assert!(subresources.status.is_some());

@@ -43,13 +43,17 @@ pub struct EffectiveSpec {
     pub backoff_limit: Option<i32>,
     pub scheduling_policy: Option<SchedulingPolicy>,
     pub suspend: bool,
+    /// The job's `tfjob-operator.dev/pending-deadline` annotation.
+    pub pending_deadline: Option<std::time::Duration>,
 }
 
 impl EffectiveSpec {
     /// Validates `job` and applies the defaults; the error lists every problem.
     pub fn resolve(job: &TFJob) -> Result<EffectiveSpec, ValidationError> {
         validate(job)?;
-        Ok(Self::defaulted(&job.spec))
+        let mut spec = Self::defaulted(&job.spec);
+        spec.pending_deadline = pending_deadline_annotation(job).and_then(Result::ok);
+        Ok(spec)
     }
 
     /// Applies defaults to a spec that passed validation. Anything validation rejects is
@@ -91,6 +95,7 @@ impl EffectiveSpec {
             backoff_limit: policy.backoff_limit.or(spec.backoff_limit),
             scheduling_policy: policy.scheduling_policy,
             suspend: policy.suspend.unwrap_or(false),
+            pending_deadline: None,
         }
     }
 
@@ -103,6 +108,23 @@ impl EffectiveSpec {
     pub fn total_replicas(&self) -> i32 {
         self.replicas.values().map(|r| r.replicas).sum()
     }
+}
+
+/// The job's pending-deadline annotation, if set: parsed (`10m`, `1h30m`, `90s`), or the
+/// value that is not a positive duration.
+pub fn pending_deadline_annotation(job: &TFJob) -> Option<Result<std::time::Duration, String>> {
+    let value = job
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(super::constants::PENDING_DEADLINE_ANNOTATION)?;
+    let parsed = value
+        .trim()
+        .parse::<jiff::SignedDuration>()
+        .ok()
+        .and_then(|d| std::time::Duration::try_from(d).ok())
+        .filter(|d| !d.is_zero());
+    Some(parsed.ok_or_else(|| value.clone()))
 }
 
 /// Whether this operator is responsible for the job (Kueue's MultiKueue takes over otherwise).

@@ -22,7 +22,7 @@ pub use replica_type::ReplicaType;
 pub use small_map::SmallMap;
 pub use template::CompactTemplate;
 pub use types::{
-    JobCondition, JobStatus, ReplicaSpec, ReplicaStatus, RunPolicy, SchedulingPolicy, TFJob,
-    TFJobSpec,
+    JobCondition, JobStatus, ReplicaFailure, ReplicaSpec, ReplicaStatus, RunPolicy,
+    SchedulingPolicy, TFJob, TFJobSpec,
 };
 pub use validation::{ErrorKind, FieldError, ValidationError, validate, validate_update};

@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use super::SmallMap;
 
 /// Desired state of a distributed TensorFlow training job.
+// Each printcolumn(...) repeats `type_`/`priority`; clippy reads them as one attribute list.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     crates(kube_core = "::kube_core"),
@@ -38,7 +40,36 @@ use super::SmallMap;
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
-    )
+    ),
+    // `-o wide` only (priority 1): upstream's two columns stay the default view.
+    printcolumn(
+        name = "Workers",
+        type_ = "integer",
+        description = "Worker pods running",
+        json_path = ".status.replicaStatuses.Worker.active",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Restarts",
+        type_ = "integer",
+        description = "Worker restarts counted against backoffLimit",
+        json_path = ".status.replicaStatuses.Worker.restarts",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[-1:].reason",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.conditions[-1:].message",
+        priority = "1"
+    ),
+    category = "kubeflow",
+    category = "all"
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TFJobSpec {
@@ -218,6 +249,39 @@ pub struct ReplicaStatus {
     /// twice. Emptied once the pods are gone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restarted_pods: Vec<String>,
+
+    /// tfjob-operator extension: the most recent failure of a pod of this type (a container
+    /// that exited non-zero, or a pod the kubelet failed, e.g. `Evicted`); kept after the pod
+    /// is replaced or deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<Box<ReplicaFailure>>,
+}
+
+/// How one pod failed: `status.replicaStatuses[<type>].lastFailure`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaFailure {
+    /// The pod's name.
+    pub pod: String,
+
+    /// The container that failed; absent when the pod failed as a whole (e.g. evicted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+
+    /// The container's exit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+
+    /// `OOMKilled`, `Error`, `Evicted`, `DeadlineExceeded`, … as the kubelet reported it.
+    pub reason: String,
+
+    /// The kubelet's message (a container's termination message, an eviction's cause).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+
+    /// When the container finished (absent when the kubelet did not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
 }
 
 /// One entry of `status.conditions`.

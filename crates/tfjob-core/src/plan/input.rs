@@ -20,6 +20,12 @@ pub struct PlanConfig {
     pub stuck_after: Duration,
     /// `--force-delete-stuck-pods`: force-delete stuck pods whose node is lost.
     pub force_delete_stuck: bool,
+    /// `--pending-threshold`: how long a pod may wait to start, for no lasting reason, before
+    /// the job says it cannot start.
+    pub pending_threshold: Duration,
+    /// `--pending-deadline`: fail a job whose pod waits to start longer (off when `None`); a
+    /// job's `tfjob-operator.dev/pending-deadline` annotation overrides it.
+    pub pending_deadline: Option<Duration>,
 }
 
 impl Default for PlanConfig {
@@ -30,9 +36,14 @@ impl Default for PlanConfig {
             gang: None,
             stuck_after: DEFAULT_STUCK_AFTER,
             force_delete_stuck: false,
+            pending_threshold: DEFAULT_PENDING_THRESHOLD,
+            pending_deadline: None,
         }
     }
 }
+
+/// The default of `--pending-threshold`.
+pub const DEFAULT_PENDING_THRESHOLD: Duration = Duration::from_secs(300);
 
 /// The default of `--stuck-terminating-after`.
 pub const DEFAULT_STUCK_AFTER: Duration = Duration::from_secs(300);

@@ -13,6 +13,7 @@
 
 pub mod children;
 pub mod conditions;
+pub mod diagnosis;
 pub mod indexes;
 pub mod input;
 pub mod messages;

@@ -4,9 +4,10 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube_core::ResourceExt;
 
-use crate::api::ReplicaType;
+use super::diagnosis::{self, Waiting};
 use crate::api::constants::DEFAULT_CONTAINER_NAME;
 use crate::api::naming::replica_of;
+use crate::api::{ReplicaFailure, ReplicaType};
 
 /// Upstream's sentinel exit code for "the tensorflow container has not terminated" (0xbeef);
 /// under `ExitCode` it counts as retryable.
@@ -44,6 +45,10 @@ pub struct PodFacts {
     /// When its deletion is due and where it runs, for a pod with a deletionTimestamp (boxed
     /// like `abnormal`: few pods are being deleted).
     pub deletion: Option<Box<Deletion>>,
+    /// How it failed (see [`diagnosis::failure_of`]); boxed, few pods have failed.
+    pub failure: Option<Box<ReplicaFailure>>,
+    /// What keeps it from starting, for a Pending pod (see [`diagnosis::waiting_of`]).
+    pub waiting: Option<Box<Waiting>>,
 }
 
 /// A pod's deletion as the apiserver recorded it.
@@ -96,6 +101,8 @@ impl PodFacts {
                     node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
                 })
             }),
+            failure: diagnosis::failure_of(pod).map(Box::new),
+            waiting: diagnosis::waiting_of(pod).map(Box::new),
         }
     }
 

@@ -26,13 +26,18 @@ pub enum FailReason {
     Replicas {
         replica_type: ReplicaType,
         failed: i32,
+        /// The decisive pod and how it failed (see `diagnosis::describe_failure`).
+        detail: Option<String>,
     },
-    /// A replica exited with a permanent code (0–127) under `ExitCode`.
-    ExitCode(ReplicaType),
+    /// A replica exited with a permanent code (0–127) under `ExitCode`; the pod and how.
+    ExitCode(ReplicaType, Option<String>),
     /// Restarts used up `backoffLimit`.
     BackoffLimit,
     /// The job ran longer than `activeDeadlineSeconds`.
     Deadline,
+    /// Not upstream's: a pod waited to start longer than the pending deadline (the pod, the
+    /// deadline and why it waited).
+    PendingDeadline(String),
 }
 
 /// A change of a job's state.
@@ -42,8 +47,8 @@ pub enum Transition {
     Created,
     /// The replicas that decide success are running.
     Running,
-    /// A failed pod of this type is being replaced.
-    Restarting(ReplicaType),
+    /// A failed pod of this type is being replaced (the pod and how it failed, when known).
+    Restarting(ReplicaType, Option<String>),
     /// A restart is still under way: the `Restarting` condition (its reason and message as
     /// stored) stays, even where a `Running` verdict of the same pass replaced it.
     StillRestarting {
@@ -106,7 +111,7 @@ impl Transition {
                 reason::RUNNING,
                 messages::running(namespace, name),
             ),
-            Transition::Restarting(replica_type) => Effects {
+            Transition::Restarting(replica_type, detail) => Effects {
                 event: Some((true, reason::RESTARTING.into())),
                 counter: Some(JobCounter::Restarted),
                 repeats: true,
@@ -114,7 +119,7 @@ impl Transition {
                     conditions::RESTARTING,
                     TRUE,
                     reason::RESTARTING,
-                    messages::restarting(name, *replica_type),
+                    messages::restarting(name, *replica_type, detail.as_deref()),
                 )
             },
             Transition::StillRestarting { reason, message } => {
@@ -148,20 +153,32 @@ impl Transition {
                     FailReason::Replicas {
                         replica_type,
                         failed,
+                        detail,
                     } => (
                         false,
                         reason::FAILED,
-                        messages::failed(namespace, name, *failed, *replica_type),
+                        messages::failed(
+                            namespace,
+                            name,
+                            *failed,
+                            *replica_type,
+                            detail.as_deref(),
+                        ),
                     ),
-                    FailReason::ExitCode(replica_type) => (
+                    FailReason::ExitCode(replica_type, detail) => (
                         true,
                         reason::FAILED,
-                        messages::exit_code_failure(name, *replica_type),
+                        messages::exit_code_failure(name, *replica_type, detail.as_deref()),
                     ),
                     FailReason::BackoffLimit => {
                         (false, reason::FAILED, messages::backoff_limit(name))
                     }
                     FailReason::Deadline => (false, reason::FAILED, messages::deadline(name)),
+                    FailReason::PendingDeadline(detail) => (
+                        true,
+                        reason::FAILED,
+                        messages::pending_deadline(namespace, name, detail),
+                    ),
                 };
                 Effects {
                     event: Some((warning, reason.into())),
@@ -279,7 +296,7 @@ mod tests {
                 completes: false,
             },
             Case {
-                transition: Transition::Restarting(ReplicaType::Worker),
+                transition: Transition::Restarting(ReplicaType::Worker, None),
                 condition: (
                     "Restarting",
                     "True",
@@ -321,19 +338,20 @@ mod tests {
                 transition: Transition::Failed(FailReason::Replicas {
                     replica_type: ReplicaType::PS,
                     failed: 2,
+                    detail: Some("mnist-ps-1 exited with 137 (OOMKilled)".into()),
                 }),
                 condition: (
                     "Failed",
                     "True",
                     "TFJobFailed",
-                    "TFJob ns/mnist has failed because 2 PS replica(s) failed.",
+                    "TFJob ns/mnist has failed because 2 PS replica(s) failed: mnist-ps-1 exited with 137 (OOMKilled).",
                 ),
                 event: Some((false, "TFJobFailed")),
                 counter: Some(C::Failed),
                 completes: true,
             },
             Case {
-                transition: Transition::Failed(FailReason::ExitCode(ReplicaType::Worker)),
+                transition: Transition::Failed(FailReason::ExitCode(ReplicaType::Worker, None)),
                 condition: (
                     "Failed",
                     "True",
@@ -499,7 +517,7 @@ mod tests {
         assert_eq!(plan.events.len(), 1);
         assert_eq!(status.completion_time, Some(Time(t(1))));
 
-        let restart = Transition::Restarting(ReplicaType::Worker);
+        let restart = Transition::Restarting(ReplicaType::Worker, None);
         let mut plan = Plan::default();
         record(&restart, JOB, t(3), &mut status, &mut plan);
         assert!(!record(&restart, JOB, t(3), &mut status, &mut plan));

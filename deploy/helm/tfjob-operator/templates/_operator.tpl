@@ -31,6 +31,10 @@ flags, so they check what the operator will do).
 {{- if .Values.stuckPods.forceDelete }}
 - --force-delete-stuck-pods=true
 {{- end }}
+- --pending-threshold={{ .Values.startingPods.pendingThreshold }}
+{{- with .Values.startingPods.pendingDeadline }}
+- --pending-deadline={{ . }}
+{{- end }}
 {{- if .Values.leaderElection.enabled }}
 # The Lease lives in the pod's namespace (POD_NAMESPACE below).
 - --leader-elect=true

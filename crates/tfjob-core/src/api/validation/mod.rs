@@ -132,6 +132,17 @@ pub fn validate(job: &TFJob) -> Result<(), ValidationError> {
     let name = job.metadata.name.as_deref().unwrap_or("");
     validate_name(name, &mut errors);
     validate_spec(name, &job.spec, &mut errors);
+    if let Some(Err(value)) = crate::api::effective::pending_deadline_annotation(job) {
+        errors.push(FieldError {
+            path: format!(
+                "metadata.annotations[{}]",
+                crate::api::constants::PENDING_DEADLINE_ANNOTATION
+            ),
+            kind: ErrorKind::Invalid(format!("{value:?}")),
+            detail: "must be a positive duration".into(),
+            hint: Some("write a duration such as 10m or 1h30m, or remove the annotation".into()),
+        });
+    }
     if errors.is_empty() {
         Ok(())
     } else {

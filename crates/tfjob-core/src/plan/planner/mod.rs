@@ -17,7 +17,6 @@ mod replicas;
 mod status;
 
 use super::children::{Builder, owner_reference};
-use super::conditions;
 use super::indexes;
 use super::input::{Observed, PlanConfig};
 use super::messages::{self, event_reason};
@@ -27,6 +26,7 @@ use super::rules::limits::{self, Limit};
 use super::rules::{cleanup, gang, suspend, ttl};
 use super::tf_config::{self, Addressing};
 use super::transitions::{self, FailReason, JobName, Transition};
+use super::{conditions, diagnosis};
 use crate::api::{
     EffectiveSpec, JobStatus, ReplicaType, TFJob, ValidationError, is_managed_by_this_operator,
 };
@@ -162,6 +162,11 @@ impl Pass<'_> {
         if let Some(limit) = limit {
             return self.fail_for_limit(spec, limit);
         }
+        if let Some(detail) = self.pending_deadline(spec) {
+            self.plan.drop_child_writes();
+            self.record(Transition::Failed(FailReason::PendingDeadline(detail)));
+            return self.finished(spec);
+        }
         if self.sync_pod_group(spec) {
             return; // Volcano has not admitted the PodGroup yet: no pods.
         }
@@ -237,6 +242,26 @@ impl Pass<'_> {
                 cluster_domain: self.config.cluster_domain.as_deref(),
                 service_mode: self.config.service_mode,
             },
+        }
+    }
+
+    /// The opt-in pending deadline (the job's annotation, else `--pending-deadline`): why the
+    /// job fails now, or `None` (and a wake-up when the first waiting pod would exceed it).
+    fn pending_deadline(&mut self, spec: &EffectiveSpec) -> Option<String> {
+        let deadline = spec.pending_deadline.or(self.config.pending_deadline)?;
+        let waiting = self
+            .observed
+            .pods
+            .iter()
+            .filter_map(|p| Some((p.name.as_str(), p.waiting.as_deref()?)));
+        match diagnosis::pending_deadline(waiting, deadline, self.now) {
+            diagnosis::PendingDeadline::Exceeded(detail) => Some(detail),
+            diagnosis::PendingDeadline::Within(next) => {
+                if let Some(wait) = next {
+                    self.plan.requeue_after(wait);
+                }
+                None
+            }
         }
     }
 

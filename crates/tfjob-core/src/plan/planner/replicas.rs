@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::Pass;
 use crate::api::{EffectiveSpec, ReplicaType};
+use crate::plan::diagnosis;
 use crate::plan::messages::{self, event_reason};
 use crate::plan::observe::PodFacts;
 use crate::plan::output::{ChildRef, PodWarning};
@@ -91,7 +92,11 @@ impl Pass<'_> {
                 FailedPod::Keep => {}
                 FailedPod::FailJob => {
                     self.exited_with_code(pod);
-                    self.record(Transition::Failed(FailReason::ExitCode(replica_type)));
+                    let detail = failure_detail(pod);
+                    self.record(Transition::Failed(FailReason::ExitCode(
+                        replica_type,
+                        detail,
+                    )));
                 }
                 FailedPod::OverBackoffLimit => {
                     outcome.limit = Some(Limit::Backoff);
@@ -116,7 +121,7 @@ impl Pass<'_> {
                     *counted = counted.saturating_add(consumed);
                     to_delete.push(child_ref(pod));
                     self.exited_with_code(pod);
-                    self.record(Transition::Restarting(replica_type));
+                    self.record(Transition::Restarting(replica_type, failure_detail(pod)));
                 }
             }
         }
@@ -133,6 +138,7 @@ impl Pass<'_> {
                 message,
             })
         }));
+        self.blocked_pods();
         self.create_pods(spec, &to_create);
         self.plan.delete_pods.extend(to_delete);
         self.sync_services(spec, &types);
@@ -211,12 +217,47 @@ impl Pass<'_> {
                     *restarts_so_far = restarts_so_far.saturating_add(1);
                     let counted = outcome.restarts.entry(replica_type).or_default();
                     *counted = counted.saturating_add(pod.restarts.saturating_add(1));
-                    self.record(Transition::Restarting(replica_type));
+                    let detail = Some(format!(
+                        "{} was stuck terminating on lost node {} and is force-deleted",
+                        pod.name,
+                        deletion.node.as_deref().unwrap_or("<none>")
+                    ));
+                    self.record(Transition::Restarting(replica_type, detail));
                 }
             }
             self.plan.force_delete_pods.push(child_ref(pod));
         }
         false
+    }
+
+    /// Pods that cannot start: for each reason, a note on the current condition naming the
+    /// first pod and how many others, and one Warning (the shell announces each message once).
+    /// A lasting cause (a bad image, no node that fits) is told at once, plain waiting after
+    /// `--pending-threshold`, when the pass asks to be woken.
+    fn blocked_pods(&mut self) {
+        let mut by_reason: BTreeMap<String, Vec<&PodFacts>> = BTreeMap::new();
+        for pod in self.observed.pods {
+            let Some(waiting) = pod.waiting.as_deref() else {
+                continue;
+            };
+            match diagnosis::judge_start(waiting, self.now, self.config.pending_threshold) {
+                diagnosis::Start::NotYet(Some(wait)) => self.plan.requeue_after(wait),
+                diagnosis::Start::NotYet(None) => {}
+                diagnosis::Start::Blocked(why) => by_reason.entry(why).or_default().push(pod),
+            }
+        }
+        for (why, pods) in by_reason {
+            let names: Vec<&str> = pods.iter().map(|p| p.name.as_str()).collect();
+            let note = diagnosis::blocked_note(&names, &why);
+            if let Some(uid) = pods.first().and_then(|p| p.uid.clone()) {
+                self.plan.pod_warnings.push(PodWarning {
+                    pod_uid: uid,
+                    reason: event_reason::POD_CANNOT_START.into(),
+                    message: format!("TFJob {}/{}: {note}", self.namespace, self.name),
+                });
+            }
+            self.notes.push(note);
+        }
     }
 
     fn create_pods(&mut self, spec: &EffectiveSpec, to_create: &[(ReplicaType, i32)]) {
@@ -306,4 +347,9 @@ fn child_ref(pod: &PodFacts) -> ChildRef {
         name: pod.name.clone(),
         uid: pod.uid.clone(),
     }
+}
+
+/// The decisive pod and how it failed, for a Failed or Restarting message.
+pub(super) fn failure_detail(pod: &PodFacts) -> Option<String> {
+    pod.failure.as_deref().map(diagnosis::describe_failure)
 }

@@ -8,11 +8,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::Pass;
 use super::replicas::ReplicaOutcome;
 use crate::api::{EffectiveSpec, ReplicaStatus, ReplicaType};
-use crate::plan::conditions;
 use crate::plan::messages::{self, event_reason};
 use crate::plan::observe::{NO_EXIT_CODE, Phase};
 use crate::plan::rules::{counts, failure, success};
 use crate::plan::transitions::{FailReason, Transition};
+use crate::plan::{conditions, diagnosis};
 
 impl Pass<'_> {
     /// The status pass (upstream's `UpdateJobStatus`): replica counters, `startTime`, and the
@@ -106,24 +106,28 @@ impl Pass<'_> {
         }
     }
 
-    /// Failed replicas fail the job; each failed pod's exit code is announced with it.
+    /// Failed replicas fail the job; each failed pod's exit code is announced with it. The
+    /// message names the most recent failure of the type.
     fn fail_for_replicas(&mut self, replica_type: ReplicaType, failed: i32) {
+        let failed_pods = || {
+            self.observed
+                .pods
+                .iter()
+                .filter(move |p| p.replica_type == Some(replica_type) && p.phase == Phase::Failed)
+        };
+        let decisive = failed_pods()
+            .filter_map(|p| p.failure.as_deref())
+            .max_by_key(|f| f.time.as_ref().map(|t| t.0));
         let why = FailReason::Replicas {
             replica_type,
             failed,
+            detail: decisive.map(diagnosis::describe_failure),
         };
         if !self.record(Transition::Failed(why)) {
             return;
         }
-        let exits: Vec<(String, i32)> = self
-            .observed
-            .pods
-            .iter()
-            .filter(|p| {
-                p.replica_type == Some(replica_type)
-                    && p.phase == Phase::Failed
-                    && p.exit_code != NO_EXIT_CODE
-            })
+        let exits: Vec<(String, i32)> = failed_pods()
+            .filter(|p| p.exit_code != NO_EXIT_CODE)
             .map(|p| (p.name.clone(), p.exit_code))
             .collect();
         for (pod, code) in exits {

@@ -1,12 +1,12 @@
 //! `status.replicaStatuses[T]`: the counters recomputed from the pods that exist now, plus the
 //! memory that must survive pod deletion and operator restarts (this project's extensions:
-//! `completedIndexes`, `restarts`, `restartedPods`).
+//! `completedIndexes`, `restarts`, `restartedPods`, `lastFailure`).
 
 use std::collections::BTreeSet;
 
 use crate::api::{ReplicaStatus, RestartPolicy};
-use crate::plan::indexes;
 use crate::plan::observe::{Phase, PodFacts};
+use crate::plan::{diagnosis, indexes};
 
 /// What this pass adds to a type's memory.
 #[derive(Clone, Copy, Debug)]
@@ -45,7 +45,13 @@ pub fn replica_status<'a>(
         ..Default::default()
     };
     let restarts_failed_pods = policy.restarts_failed_pods();
+    let mut last_failure = old.last_failure.clone();
     for pod in pods {
+        if let Some(failure) = pod.failure.as_deref()
+            && diagnosis::is_newer(last_failure.as_deref(), failure)
+        {
+            last_failure = Some(Box::new(failure.clone()));
+        }
         if pod.is_active() {
             status.active = status.active.saturating_add(1);
         }
@@ -69,6 +75,7 @@ pub fn replica_status<'a>(
         .filter(|uid| alive.contains(uid.as_str()))
         .cloned()
         .collect();
+    status.last_failure = last_failure;
     status
 }
 
@@ -87,6 +94,8 @@ mod tests {
             exit_code: 0,
             restarts: 0,
             abnormal: None,
+            failure: None,
+            waiting: None,
             deletion: None,
         }
     }
@@ -173,6 +182,61 @@ mod tests {
         assert_eq!(status.restarts, 5);
         assert_eq!(status.restarted_pods, ["deleting", "fresh"]);
         assert_eq!(status.selector.as_deref(), Some("kept"));
+    }
+
+    #[test]
+    fn the_last_failure_survives_its_pod_and_moves_only_forward() {
+        use crate::api::ReplicaFailure;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let failure = |pod: &str, minute: i8| ReplicaFailure {
+            pod: pod.into(),
+            container: Some("tensorflow".into()),
+            exit_code: Some(137),
+            reason: "OOMKilled".into(),
+            message: None,
+            time: Some(Time(
+                jiff::civil::date(2026, 1, 1)
+                    .at(0, minute, 0, 0)
+                    .in_tz("UTC")
+                    .unwrap()
+                    .timestamp(),
+            )),
+        };
+        let failed_pod = |name: &str, minute: i8| PodFacts {
+            failure: Some(Box::new(failure(name, minute))),
+            ..pod(name, Phase::Failed, false)
+        };
+        let stored = |f: Option<ReplicaFailure>| ReplicaStatus {
+            last_failure: f.map(Box::new),
+            ..Default::default()
+        };
+        // stored, pods → the new lastFailure's pod
+        let cases = [
+            (None, vec![], None),
+            (Some(failure("a", 1)), vec![], Some("a")),
+            (None, vec![failed_pod("b", 2)], Some("b")),
+            (Some(failure("a", 1)), vec![failed_pod("b", 2)], Some("b")),
+            (Some(failure("c", 5)), vec![failed_pod("b", 2)], Some("c")),
+            (
+                None,
+                vec![failed_pod("b", 2), failed_pod("d", 3), failed_pod("e", 1)],
+                Some("d"),
+            ),
+        ];
+        for (old, pods, want) in cases {
+            let status = replica_status(
+                &stored(old.clone()),
+                &pods,
+                RestartPolicy::Never,
+                PassMemory::default(),
+                &BTreeSet::new(),
+            );
+            assert_eq!(
+                status.last_failure.as_ref().map(|f| f.pod.as_str()),
+                want,
+                "{old:?}"
+            );
+        }
     }
 
     #[test]

@@ -81,6 +81,8 @@ mod tests {
             exit_code: 0,
             restarts,
             abnormal: None,
+            failure: None,
+            waiting: None,
             deletion: None,
         }
     }

@@ -79,6 +79,8 @@ mod tests {
             exit_code: 0,
             restarts: 0,
             abnormal: None,
+            failure: None,
+            waiting: None,
             deletion: None,
         }
     }

@@ -145,6 +145,8 @@ mod tests {
             exit_code,
             restarts: 0,
             abnormal: None,
+            failure: None,
+            waiting: None,
             deletion: None,
         }
     }

@@ -3,6 +3,7 @@
 //! above the rule tables in `plan/rules` and check that the orchestration ties them together.
 
 mod cleanup;
+mod diagnosis;
 mod gang;
 mod large;
 mod lifecycle;

@@ -31,13 +31,15 @@ fn on_failure_restarts_a_failed_pod_then_running_replaces_restarting() {
         events(&plan),
         [
             "Normal ExitedWithCode: Pod: ns.mnist-worker-1 exited with code 137",
-            "Warning TFJobRestarting: job mnist is restarting because Worker replica(s) failed.",
+            "Warning TFJobRestarting: job mnist is restarting because Worker replica(s) failed: mnist-worker-1 exited with 137 (Error).",
         ]
     );
     assert_eq!(plan.counters, [JobCounter::Restarted]);
     assert_eq!(
         world.replica_statuses()["Worker"],
-        json!({"active": 1, "failed": 1, "restarts": 3, "restartedPods": ["uid-3"]})
+        json!({"active": 1, "failed": 1, "restarts": 3, "restartedPods": ["uid-3"],
+               "lastFailure": {"container": "tensorflow", "exitCode": 137,
+                               "pod": "mnist-worker-1", "reason": "Error"}})
     );
 
     // The pod is gone: the next pass re-creates it; worker 0 still runs, so Running is back.
@@ -54,7 +56,9 @@ fn on_failure_restarts_a_failed_pod_then_running_replaces_restarting() {
     assert!(plan.counters.is_empty(), "one restart counted once");
     assert_eq!(
         world.replica_statuses()["Worker"],
-        json!({"active": 1, "restarts": 3})
+        json!({"active": 1, "restarts": 3,
+               "lastFailure": {"container": "tensorflow", "exitCode": 137,
+                               "pod": "mnist-worker-1", "reason": "Error"}})
     );
 }
 
@@ -94,7 +98,7 @@ fn a_restart_whose_delete_failed_is_not_counted_again() {
     world.step(t(4));
     assert_eq!(
         world.replica_statuses()["Worker"],
-        json!({"active": 1, "restarts": 1})
+        json!({"active": 1, "restarts": 1, "lastFailure": {"container": "tensorflow", "exitCode": 137, "pod": "mnist-worker-1", "reason": "Error"}})
     );
 }
 
@@ -134,7 +138,7 @@ fn exit_code_137_restarts_and_exit_code_1_fails() {
         events(&plan),
         [
             "Normal ExitedWithCode: Pod: ns.mnist-worker-1 exited with code 1",
-            r#"Warning TFJobFailed: job "mnist" is failing because "Worker" replica(s) failed."#,
+            r#"Warning TFJobFailed: job "mnist" is failing because "Worker" replica(s) failed: mnist-worker-1 exited with 1 (Error)."#,
         ]
     );
     assert_eq!(

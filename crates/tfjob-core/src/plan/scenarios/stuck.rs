@@ -2,17 +2,6 @@
 
 use super::*;
 
-fn last_message(world: &World) -> String {
-    let status = world.job.status.as_ref().unwrap();
-    status
-        .conditions
-        .last()
-        .unwrap()
-        .message
-        .clone()
-        .unwrap_or_default()
-}
-
 /// mnist with every pod running on node-a and worker-1 deleted at `t(10)` (due then).
 fn running_with_worker_1_deleting(extra_spec: &str, worker_policy: &str) -> World {
     let mut world = World::new(&mnist(extra_spec, worker_policy));
@@ -46,9 +35,9 @@ fn a_pod_stuck_terminating_is_named_once_past_the_grace() {
         "force deletion is opt-in"
     );
     assert!(
-        last_message(&world).ends_with(&format!("{stuck}.")),
+        world.last_message().ends_with(&format!("{stuck}.")),
         "{}",
-        last_message(&world)
+        world.last_message()
     );
     // The node being lost changes nothing without the flag.
     world.lost_nodes = vec!["node-a".into()];
@@ -57,9 +46,9 @@ fn a_pod_stuck_terminating_is_named_once_past_the_grace() {
     world.remove_pod("mnist-worker-1");
     world.step(t(10 + 401));
     assert!(
-        !last_message(&world).contains("stuck"),
+        !world.last_message().contains("stuck"),
         "{}",
-        last_message(&world)
+        world.last_message()
     );
 }
 

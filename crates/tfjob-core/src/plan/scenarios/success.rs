@@ -104,7 +104,7 @@ fn a_failed_pod_under_never_fails_the_job() {
     assert_eq!(
         events(&plan),
         [
-            "Normal TFJobFailed: TFJob ns/mnist has failed because 1 Worker replica(s) failed.",
+            "Normal TFJobFailed: TFJob ns/mnist has failed because 1 Worker replica(s) failed: mnist-worker-1 exited with 3 (Error).",
             "Normal ExitedWithCode: Pod: ns.mnist-worker-1 exited with code 3",
         ]
     );
@@ -135,7 +135,7 @@ fn a_ps_failure_under_never_fails_the_job_too() {
     let plan = world.step(t(1));
     assert_eq!(
         events(&plan)[0],
-        "Normal TFJobFailed: TFJob ns/mnist has failed because 1 PS replica(s) failed."
+        "Normal TFJobFailed: TFJob ns/mnist has failed because 1 PS replica(s) failed: mnist-ps-0 exited with 1 (Error)."
     );
 }
 

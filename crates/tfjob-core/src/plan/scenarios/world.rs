@@ -154,6 +154,13 @@ impl World {
         self.pods.retain(|p| p.name_any() != name);
     }
 
+    /// The message of the job's newest condition.
+    pub fn last_message(&self) -> String {
+        let status = self.job.status.as_ref();
+        let last = status.and_then(|s| s.conditions.last());
+        last.and_then(|c| c.message.clone()).unwrap_or_default()
+    }
+
     pub fn pod_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.pods.iter().map(|p| p.name_any()).collect();
         names.sort();
