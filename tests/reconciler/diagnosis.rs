@@ -228,3 +228,35 @@ async fn pods_pending_past_the_threshold_are_named_then() {
     eprintln!("pending past a {threshold:?} threshold: named {after:.1?} after submission");
     ctx.teardown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pending_deadline_fails_the_job_and_frees_its_pods() {
+    let ctx = TestContext::new("diag-deadline").await;
+    let _operator = Operator::start(&ctx).await;
+    // No kubelet: the pod never starts.
+    let yaml = job_yaml(
+        "stalled",
+        "  runPolicy: {cleanPodPolicy: Running}\n",
+        &[("Worker", 1, "Never", FOREVER)],
+    )
+    .replace(
+        "metadata: {name: stalled}",
+        "metadata: {name: stalled, annotations: {tfjob-operator.dev/pending-deadline: 3s}}",
+    );
+    submit(&ctx, &yaml).await;
+    let submitted = std::time::Instant::now();
+    wait_pods(&ctx, &["stalled-worker-0"]).await;
+    let job = await_condition(&ctx, "stalled", "Failed", secs(30)).await;
+    let failed_after = submitted.elapsed();
+    let message = format!(
+        "TFJob {}/stalled has failed because stalled-worker-0 did not start within the pending \
+         deadline of 3s: Pending.",
+        ctx.namespace
+    );
+    assert_eq!(last_message(&job), message);
+    wait_pods(&ctx, &[]).await;
+    let failed = emitted(&ctx, "stalled", "TFJobFailed").await;
+    assert_eq!(failed, [(message.clone(), 1)]);
+    eprintln!("pending deadline 3s: Failed {failed_after:.1?} after submission, pods deleted");
+    ctx.teardown().await;
+}
