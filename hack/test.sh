@@ -22,6 +22,9 @@ step "Helm and kustomize for the deploy/ tests (hack/helm/venv.sh; kubectl kusto
 hack/helm/venv.sh >/dev/null
 require_cmd kubectl "install kubectl 1.27 or newer (its embedded kustomize builds deploy/kustomize) and run this again."
 
+step "the Kubeflow Python SDK for tests/sdk.rs (hack/sdk-venv.sh)"
+hack/sdk-venv.sh >/dev/null
+
 step "cargo-deny (licences, bans, sources of every dependency; see deny.toml)"
 # Built from crates.io once into the cache (about 7 CPU-minutes, ~4 minutes on an idle 2-core
 # machine), then reused. Advisories need the RustSec database from GitHub, which is not

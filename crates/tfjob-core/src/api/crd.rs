@@ -389,6 +389,11 @@ mod tests {
         assert_eq!(spec["required"], serde_json::json!(["tfReplicaSpecs"]));
         let run_policy = &spec["properties"]["runPolicy"]["properties"];
         assert_eq!(run_policy["suspend"]["default"], serde_json::json!(false));
+        // Stored when left out, so clients whose models require it can read every job.
+        assert_eq!(
+            spec["properties"]["runPolicy"]["default"],
+            serde_json::json!({})
+        );
         for legacy in [
             "backoffLimit",
             "cleanPodPolicy",

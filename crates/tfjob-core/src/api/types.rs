@@ -74,7 +74,11 @@ use super::SmallMap;
 #[serde(rename_all = "camelCase")]
 pub struct TFJobSpec {
     /// Runtime policies: clean-up, TTL, deadline, back-off, gang scheduling, suspend, managedBy.
+    // Schema default `{}` (not upstream's): the apiserver stores `runPolicy: {suspend: false}`
+    // when a client leaves it out, as Go clients always send it, so the Kubeflow Python SDK,
+    // whose model requires it, can read every TFJob (its list_jobs fails on one without).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = {}))]
     pub run_policy: Option<RunPolicy>,
 
     /// `""` (chief, else worker 0 decides success) or `AllWorkers`.

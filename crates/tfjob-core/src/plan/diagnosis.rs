@@ -57,13 +57,13 @@ pub fn failure_of(pod: &Pod) -> Option<ReplicaFailure> {
 }
 
 /// One line for messages: `j-worker-1 exited with 137 (OOMKilled)`, or
-/// `j-worker-0 failed: Evicted (The node was low on resource: memory.)`.
+/// `j-worker-0: Evicted (The node was low on resource: memory.)`.
 pub fn describe_failure(failure: &ReplicaFailure) -> String {
     match failure.exit_code {
         Some(code) => format!("{} exited with {code} ({})", failure.pod, failure.reason),
         None => match &failure.message {
-            Some(message) => format!("{} failed: {} ({message})", failure.pod, failure.reason),
-            None => format!("{} failed: {}", failure.pod, failure.reason),
+            Some(message) => format!("{}: {} ({message})", failure.pod, failure.reason),
+            None => format!("{}: {}", failure.pod, failure.reason),
         },
     }
 }
@@ -402,11 +402,11 @@ mod tests {
             ),
             (
                 failure("j-worker-0", None, None, "Evicted", Some("low memory")),
-                "j-worker-0 failed: Evicted (low memory)",
+                "j-worker-0: Evicted (low memory)",
             ),
             (
                 failure("j-ps-0", None, None, "DeadlineExceeded", None),
-                "j-ps-0 failed: DeadlineExceeded",
+                "j-ps-0: DeadlineExceeded",
             ),
         ];
         for (failure, want) in cases {
