@@ -52,7 +52,7 @@ impl EffectiveSpec {
     pub fn resolve(job: &TFJob) -> Result<EffectiveSpec, ValidationError> {
         validate(job)?;
         let mut spec = Self::defaulted(&job.spec);
-        spec.pending_deadline = pending_deadline_annotation(job).and_then(Result::ok);
+        spec.pending_deadline = super::annotations::pending_deadline(job).and_then(Result::ok);
         Ok(spec)
     }
 
@@ -108,23 +108,6 @@ impl EffectiveSpec {
     pub fn total_replicas(&self) -> i32 {
         self.replicas.values().map(|r| r.replicas).sum()
     }
-}
-
-/// The job's pending-deadline annotation, if set: parsed (`10m`, `1h30m`, `90s`), or the
-/// value that is not a positive duration.
-pub fn pending_deadline_annotation(job: &TFJob) -> Option<Result<std::time::Duration, String>> {
-    let value = job
-        .metadata
-        .annotations
-        .as_ref()?
-        .get(super::constants::PENDING_DEADLINE_ANNOTATION)?;
-    let parsed = value
-        .trim()
-        .parse::<jiff::SignedDuration>()
-        .ok()
-        .and_then(|d| std::time::Duration::try_from(d).ok())
-        .filter(|d| !d.is_zero());
-    Some(parsed.ok_or_else(|| value.clone()))
 }
 
 /// Whether this operator is responsible for the job (Kueue's MultiKueue takes over otherwise).

@@ -1,6 +1,7 @@
 //! The `kubeflow.org/v1` TFJob API: wire types, canonical replica types, policies, the CRD,
 //! in-memory defaults and validation.
 
+pub mod annotations;
 pub mod constants;
 pub mod crd;
 pub mod effective;

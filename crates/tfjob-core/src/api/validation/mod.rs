@@ -132,7 +132,7 @@ pub fn validate(job: &TFJob) -> Result<(), ValidationError> {
     let name = job.metadata.name.as_deref().unwrap_or("");
     validate_name(name, &mut errors);
     validate_spec(name, &job.spec, &mut errors);
-    if let Some(Err(value)) = crate::api::effective::pending_deadline_annotation(job) {
+    if let Some(Err(value)) = crate::api::annotations::pending_deadline(job) {
         errors.push(FieldError {
             path: format!(
                 "metadata.annotations[{}]",

@@ -1,0 +1,254 @@
+//! `kubectl tfjob` through kubectl itself: the built `kubectl-tfjob` is put on the PATH and
+//! kubectl discovers it as a plugin, on the real control plane with the operator and the
+//! simulated kubelet running.
+
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use test_support as support;
+
+use support::operator::{Operator, await_condition, sim_kubelet, submit};
+use support::*;
+
+/// `kubectl tfjob ARGS…` in the test's namespace; the output.
+fn kubectl(ctx: &TestContext, args: &[&str]) -> Output {
+    let plugin_dir = Path::new(env!("CARGO_BIN_EXE_kubectl-tfjob"))
+        .parent()
+        .expect("the plugin's directory");
+    let path = format!(
+        "{}:{}",
+        plugin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    std::process::Command::new("kubectl")
+        .arg("tfjob")
+        .args(args)
+        .args(["-n", &ctx.namespace])
+        .env("PATH", path)
+        .env("KUBECONFIG", &control_plane().kubeconfig)
+        .output()
+        .expect("kubectl runs")
+}
+
+fn ok(ctx: &TestContext, args: &[&str]) -> String {
+    let output = kubectl(ctx, args);
+    assert!(
+        output.status.success(),
+        "kubectl tfjob {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn lines(text: &str) -> Vec<String> {
+    text.lines().map(str::to_string).collect()
+}
+
+fn job(name: &str, labels: &str, annotations: &str, workers: i32) -> String {
+    format!(
+        "apiVersion: kubeflow.org/v1\nkind: TFJob\nmetadata: {{name: {name}, labels: {{{labels}}}}}\n\
+         spec:\n  tfReplicaSpecs:\n    PS:\n      template:\n        metadata: {{annotations: {{{annotations}}}}}\n        \
+         spec: {{containers: [{{name: tensorflow, image: tf}}]}}\n    Worker:\n      replicas: {workers}\n      template:\n        \
+         metadata: {{annotations: {{{annotations}}}}}\n        spec: {{containers: [{{name: tensorflow, image: tf}}]}}\n"
+    )
+}
+
+const FAST: &str = "sim.tfjob-operator.dev/pending-ms: '0', sim.tfjob-operator.dev/run-ms: '500'";
+const FOREVER: &str =
+    "sim.tfjob-operator.dev/pending-ms: '0', sim.tfjob-operator.dev/run-forever: 'true'";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_tfjob_lists_describes_waits_suspends_and_deletes() {
+    let ctx = TestContext::new("plugin").await;
+    let _operator = Operator::start(&ctx).await;
+    let _kubelet = sim_kubelet(&ctx);
+    for (name, labels) in [
+        ("j1", "team: a"),
+        ("j2", "team: a"),
+        ("j3", "team: a"),
+        ("j4", "team: b"),
+        ("j5", ""),
+    ] {
+        submit(&ctx, &job(name, labels, FAST, 1)).await;
+    }
+    for name in ["j1", "j2", "j3", "j4", "j5"] {
+        await_condition(&ctx, name, "Succeeded", secs(60)).await;
+    }
+
+    // The table, as kubectl prints it.
+    let table = ok(&ctx, &["list"]);
+    let header = table.lines().next().unwrap_or_default();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        [
+            "NAME", "STATE", "REPLICAS", "RESTARTS", "AGE", "DURATION", "REASON"
+        ]
+    );
+    assert!(
+        table.lines().any(|l| l.starts_with("j1 ")
+            && l.contains(" Succeeded ")
+            && l.contains("PS:0/1,Worker:0/1")
+            && l.ends_with("TFJobSucceeded")),
+        "{table}"
+    );
+
+    // labelSelector and fieldSelector.
+    let team_a = lines(&ok(&ctx, &["list", "-l", "team=a", "-o", "name"]));
+    assert_eq!(
+        team_a,
+        [
+            "tfjob.kubeflow.org/j1",
+            "tfjob.kubeflow.org/j2",
+            "tfjob.kubeflow.org/j3"
+        ]
+    );
+    let by_name = lines(&ok(
+        &ctx,
+        &["list", "--field-selector", "metadata.name=j2", "-o", "name"],
+    ));
+    assert_eq!(by_name, ["tfjob.kubeflow.org/j2"]);
+
+    // limit and continue: pages of 2 hold the same items as one unpaged list.
+    let all = lines(&ok(&ctx, &["list", "-o", "name"]));
+    assert_eq!(all.len(), 5, "{all:?}");
+    let mut paged = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut args = vec!["list", "-o", "name", "--limit", "2"];
+        if let Some(t) = &token {
+            args.extend(["--continue", t.as_str()]);
+        }
+        let output = kubectl(&ctx, &args);
+        assert!(output.status.success());
+        pages += 1;
+        let page = lines(&String::from_utf8_lossy(&output.stdout));
+        assert!(page.len() <= 2, "{page:?}");
+        paged.extend(page);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        token = stderr
+            .split("--continue ")
+            .nth(1)
+            .map(|t| t.trim().trim_end_matches(')').to_string());
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!((paged, pages), (all.clone(), 3));
+
+    // watch: a new job's transitions, ended by --timeout.
+    let started = Instant::now();
+    let watch = {
+        let ctx_namespace = ctx.namespace.clone();
+        let plugin = env!("CARGO_BIN_EXE_kubectl-tfjob").to_string();
+        let kubeconfig = control_plane().kubeconfig.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(plugin)
+                .args(["list", "--watch", "--timeout", "6s", "-n", &ctx_namespace])
+                .args(["-l", "watched=yes"])
+                .env("KUBECONFIG", kubeconfig)
+                .output()
+                .expect("the plugin runs")
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    submit(&ctx, &job("w1", "watched: 'yes'", FAST, 1)).await;
+    let watched = watch.await.expect("the watch ends");
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&watched.stdout);
+    let states: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("w1 "))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert!(
+        watched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&watched.stderr)
+    );
+    assert!(states.contains(&"Succeeded"), "{text}");
+    assert!(states.first().is_some_and(|s| *s != "Succeeded"), "{text}");
+    assert!(
+        took < Duration::from_secs(15),
+        "ended by --timeout: {took:?}"
+    );
+
+    // wait: met, and timed out.
+    let met = ok(
+        &ctx,
+        &["wait", "j1", "--for=condition=Succeeded", "--timeout=30s"],
+    );
+    assert_eq!(
+        met.trim(),
+        "tfjob.kubeflow.org/j1 condition met (Succeeded)"
+    );
+    let timed_out = kubectl(
+        &ctx,
+        &["wait", "j1", "--for=condition=Failed", "--timeout=1s"],
+    );
+    assert_eq!(timed_out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&timed_out.stderr)
+            .contains("timed out waiting for the condition on tfjobs/j1")
+    );
+
+    // describe a multi-replica job.
+    submit(&ctx, &job("multi", "", FOREVER, 2)).await;
+    await_condition(&ctx, "multi", "Running", secs(60)).await;
+    let described = ok(&ctx, &["describe", "multi"]);
+    for part in [
+        "Name:       multi",
+        "State:      Running (TFJobRunning)",
+        "Conditions:",
+        "Replicas:",
+        "Pods:",
+        "multi-ps-0",
+        "multi-worker-1",
+        "Events:",
+    ] {
+        assert!(described.contains(part), "{part:?} in\n{described}");
+    }
+
+    // suspend, resume, delete --wait.
+    assert_eq!(
+        ok(&ctx, &["suspend", "multi"]).trim(),
+        "tfjob.kubeflow.org/multi suspended"
+    );
+    await_condition(&ctx, "multi", "Suspended", secs(30)).await;
+    assert_eq!(
+        ok(&ctx, &["resume", "multi"]).trim(),
+        "tfjob.kubeflow.org/multi resumed"
+    );
+    await_condition(&ctx, "multi", "Running", secs(60)).await;
+    let deleted = ok(&ctx, &["delete", "multi", "--wait"]);
+    assert!(
+        deleted.contains("tfjob.kubeflow.org \"multi\" deleted"),
+        "{deleted}"
+    );
+    assert!(!ok(&ctx, &["list", "-o", "name"]).contains("multi"));
+
+    // Errors that say what to do next.
+    let missing = kubectl(&ctx, &["describe", "nope"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains(&format!(
+            "error: no TFJob \"nope\" in namespace \"{}\"; list them with: kubectl tfjob list -n {}",
+            ctx.namespace, ctx.namespace
+        )),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+
+    // Completion scripts.
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ok(&ctx, &["completion", shell]);
+        assert!(
+            script.contains("kubectl-tfjob") && script.contains("describe"),
+            "{shell}"
+        );
+    }
+    eprintln!("$ kubectl tfjob list\n{table}\n$ kubectl tfjob describe multi\n{described}");
+    eprintln!("kubectl tfjob: {pages} pages of 2 for 5 jobs; watch ended after {took:.1?}");
+    ctx.teardown().await;
+}
