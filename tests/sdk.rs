@@ -2,7 +2,7 @@
 //! `hack/sdk-venv.sh` caches) against this operator on the real control plane:
 //! `tests/sdk/check.py` creates TFJobs from the SDK's models and its own template, lists,
 //! gets, waits for conditions, reads pod names (all, the master pod, by type and index) and
-//! deletes them. Pod logs are not checked: the simulated kubelet serves none.
+//! logs (served by the simulated kubelet through the apiserver), and deletes them.
 
 use std::process::Command;
 

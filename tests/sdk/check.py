@@ -136,6 +136,17 @@ def main():
     one = tc.get_job_pod_names("sdk-forever", replica_type="worker", replica_index=1)
     check("get_job_pod_names(worker, index 1)", one == ["sdk-forever-worker-1"], one)
 
+    # Logs, as the simulated kubelet serves them: each container prints its TF_CONFIG.
+    logs, _ = tc.get_job_logs("sdk-forever")
+    check(
+        "get_job_logs: the master pod's TF_CONFIG",
+        list(logs) == ["sdk-forever-worker-0"]
+        and '"task":{"type":"worker","index":0}' in logs["sdk-forever-worker-0"],
+        logs,
+    )
+    logs, _ = tc.get_job_logs("sdk-forever", is_master=False, replica_type="ps")
+    check("get_job_logs(replica_type=ps)", list(logs) == ["sdk-forever-ps-0"], logs)
+
     for name in names:
         tc.delete_job(name)
     check("delete_job", eventually(lambda: tc.list_jobs() == []), tc.list_jobs())

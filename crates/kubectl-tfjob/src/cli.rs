@@ -17,6 +17,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
         kubectl tfjob list -A\n\n  \
         # Why a job failed: conditions, replicas, pods and events\n  \
         kubectl tfjob describe mnist\n\n  \
+        # Every replica's logs, followed live, each line prefixed [worker-0]\n  \
+        kubectl tfjob logs mnist -f\n\n  \
         # Wait until a job succeeds (exit 1 after the timeout)\n  \
         kubectl tfjob wait mnist --for=condition=Succeeded --timeout=10m"
 )]
@@ -48,6 +50,8 @@ pub enum Command {
     List(ListArgs),
     /// Show a TFJob's conditions, replicas, pods and events
     Describe(NameArg),
+    /// Print the logs of a TFJob's replicas, each line prefixed with its replica ([worker-0])
+    Logs(LogsArgs),
     /// Wait until a TFJob has a condition (or is deleted)
     Wait(WaitArgs),
     /// Suspend a TFJob: its pods are deleted, the TFJob stays (spec.runPolicy.suspend=true)
@@ -103,6 +107,30 @@ pub enum Output {
     Yaml,
     Name,
     Wide,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// The TFJob's name
+    pub name: String,
+    /// Only this replica type (ps, worker, chief, master, evaluator)
+    #[arg(long, value_name = "TYPE")]
+    pub replica: Option<String>,
+    /// Only this replica index
+    #[arg(long, value_name = "N")]
+    pub index: Option<i32>,
+    /// Follow the logs of every replica at once, until they end
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// The last N lines of each replica
+    #[arg(long, value_name = "N")]
+    pub tail: Option<i64>,
+    /// Only lines newer than this, e.g. 5m
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub since: Option<Duration>,
+    /// The container
+    #[arg(short = 'c', long, default_value = "tensorflow")]
+    pub container: String,
 }
 
 #[derive(Args, Debug)]

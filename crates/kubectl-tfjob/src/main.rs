@@ -7,6 +7,7 @@ mod connect;
 mod describe;
 mod errors;
 mod list;
+mod logs;
 mod table;
 
 use std::process::ExitCode;
@@ -43,6 +44,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match &cli.command {
         Command::List(args) => list::list(&cluster, args).await,
         Command::Describe(job) => describe::describe(&cluster, &job.name).await,
+        Command::Logs(args) => logs::logs(&cluster, args).await,
         Command::Wait(args) => {
             actions::wait(&cluster, &args.name, &args.wait_for, args.timeout).await
         }

@@ -210,6 +210,49 @@ async fn kubectl_tfjob_lists_describes_waits_suspends_and_deletes() {
         assert!(described.contains(part), "{part:?} in\n{described}");
     }
 
+    // logs: every replica, prefixed; one replica; the last line; followed to the end.
+    let logs = lines(&ok(&ctx, &["logs", "multi"]));
+    let prefixes: Vec<&str> = logs.iter().filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(prefixes, ["[ps-0]", "[worker-0]", "[worker-1]"], "{logs:?}");
+    assert!(logs.iter().all(|l| l.contains(" TF_CONFIG={")), "{logs:?}");
+    let one = lines(&ok(
+        &ctx,
+        &["logs", "multi", "--replica", "Worker", "--index", "1"],
+    ));
+    assert_eq!(one.len(), 1, "{one:?}");
+    assert!(
+        one[0].starts_with("[worker-1] TF_CONFIG=")
+            && one[0].contains(r#""task":{"type":"worker","index":1}"#),
+        "{one:?}"
+    );
+    let slow = "sim.tfjob-operator.dev/pending-ms: '0', sim.tfjob-operator.dev/run-ms: '2500', \
+                sim.tfjob-operator.dev/log: \"step 1\\nstep 2\"";
+    submit(&ctx, &job("fol", "", slow, 1)).await;
+    await_condition(&ctx, "fol", "Running", secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let followed_at = Instant::now();
+    let followed = lines(&ok(&ctx, &["logs", "fol", "-f"]));
+    let followed_for = followed_at.elapsed();
+    let mut sorted = followed.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "[ps-0] exited with code 0",
+            "[ps-0] step 1",
+            "[ps-0] step 2",
+            "[worker-0] exited with code 0",
+            "[worker-0] step 1",
+            "[worker-0] step 2",
+        ],
+        "{followed:?}"
+    );
+    let tail = lines(&ok(&ctx, &["logs", "fol", "--tail", "1"]));
+    assert_eq!(
+        tail,
+        ["[ps-0] exited with code 0", "[worker-0] exited with code 0"]
+    );
+
     // suspend, resume, delete --wait.
     assert_eq!(
         ok(&ctx, &["suspend", "multi"]).trim(),
@@ -249,6 +292,10 @@ async fn kubectl_tfjob_lists_describes_waits_suspends_and_deletes() {
         );
     }
     eprintln!("$ kubectl tfjob list\n{table}\n$ kubectl tfjob describe multi\n{described}");
-    eprintln!("kubectl tfjob: {pages} pages of 2 for 5 jobs; watch ended after {took:.1?}");
+    eprintln!("$ kubectl tfjob logs multi\n{}", logs.join("\n"));
+    eprintln!(
+        "kubectl tfjob: {pages} pages of 2 for 5 jobs; watch ended after {took:.1?}; logs -f \
+         ended {followed_for:.1?} after it began, with the containers"
+    );
     ctx.teardown().await;
 }

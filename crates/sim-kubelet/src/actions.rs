@@ -87,6 +87,28 @@ pub async fn ensure_node(nodes: &Api<Node>, name: &str, ip: &str) -> Result<(), 
     }
 }
 
+/// Points the apiserver at this process for the node's container logs: its addresses (the
+/// pods' InternalIP, and 127.0.0.1 as Hostname, which the apiserver prefers when it dials a
+/// kubelet) and `daemonEndpoints.kubeletEndpoint.Port`.
+pub async fn advertise_kubelet(
+    nodes: &Api<Node>,
+    name: &str,
+    ip: &str,
+    port: u16,
+) -> Result<(), SimError> {
+    let patch = json!({"status": {
+        "addresses": [
+            {"type": "Hostname", "address": "127.0.0.1"},
+            {"type": "InternalIP", "address": ip},
+        ],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
+    }});
+    nodes
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
 /// POSTs `pods/<name>/binding`, which is how a scheduler assigns a pod to a node.
 /// Fails with [`SimError::AlreadyBound`] when the pod has a node already.
 pub async fn bind(

@@ -120,6 +120,22 @@ impl Shared {
 pub async fn run(client: Client, config: SimKubeletConfig) -> Result<(), SimError> {
     let nodes: Api<Node> = Api::all(client.clone());
     actions::ensure_node(&nodes, &config.node_name, &config.node_ip).await?;
+    // Container logs for `kubectl logs` and the API's pods/log; stops with this loop. Best
+    // effort: pods still run without them.
+    let _log_server = match crate::logs::serve(client.clone()).await {
+        Ok((port, task)) => {
+            let advertised =
+                actions::advertise_kubelet(&nodes, &config.node_name, &config.node_ip, port);
+            if let Err(e) = advertised.await {
+                tracing::warn!(error = %e, "cannot advertise the log port on the node; no pod logs");
+            }
+            Some(AbortOnDrop(task))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot serve container logs");
+            None
+        }
+    };
 
     let pods: Api<Pod> = match &config.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -327,5 +343,14 @@ async fn perform(shared: &Shared, facts: &PodFacts, step: &Step) -> Result<(), S
                 .map(drop)
         }
         Effect::Finalize => actions::finalize(&pods, &facts.name, &facts.uid).await,
+    }
+}
+
+/// Aborts a task when dropped (with the loop that owns it).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -55,6 +55,7 @@ pub mod actions;
 pub mod behaviour;
 pub mod driver;
 pub mod lifecycle;
+pub mod logs;
 pub mod status;
 
 pub use actions::{
