@@ -11,24 +11,33 @@ use test_support as support;
 use support::operator::{Operator, await_condition, sim_kubelet, submit};
 use support::*;
 
-/// `kubectl tfjob ARGS…` in the test's namespace; the output.
-fn kubectl(ctx: &TestContext, args: &[&str]) -> Output {
+/// PATH with the built plugin first, so that kubectl finds `kubectl-tfjob`.
+fn plugin_path() -> String {
     let plugin_dir = Path::new(env!("CARGO_BIN_EXE_kubectl-tfjob"))
         .parent()
         .expect("the plugin's directory");
-    let path = format!(
+    format!(
         "{}:{}",
         plugin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
-    );
+    )
+}
+
+/// `kubectl tfjob ARGS…` in the test's namespace, as `kubeconfig`'s user; the output.
+fn kubectl_as(ctx: &TestContext, kubeconfig: &Path, args: &[&str]) -> Output {
     std::process::Command::new("kubectl")
         .arg("tfjob")
         .args(args)
         .args(["-n", &ctx.namespace])
-        .env("PATH", path)
-        .env("KUBECONFIG", &control_plane().kubeconfig)
+        .env("PATH", plugin_path())
+        .env("KUBECONFIG", kubeconfig)
         .output()
         .expect("kubectl runs")
+}
+
+/// `kubectl tfjob ARGS…` in the test's namespace, as admin.
+fn kubectl(ctx: &TestContext, args: &[&str]) -> Output {
+    kubectl_as(ctx, &control_plane().kubeconfig, args)
 }
 
 fn ok(ctx: &TestContext, args: &[&str]) -> String {
@@ -140,16 +149,24 @@ async fn kubectl_tfjob_lists_describes_waits_suspends_and_deletes() {
     // watch: a new job's transitions, ended by --timeout.
     let started = Instant::now();
     let watch = {
-        let ctx_namespace = ctx.namespace.clone();
-        let plugin = env!("CARGO_BIN_EXE_kubectl-tfjob").to_string();
+        let (namespace, path) = (ctx.namespace.clone(), plugin_path());
         let kubeconfig = control_plane().kubeconfig.clone();
         tokio::task::spawn_blocking(move || {
-            std::process::Command::new(plugin)
-                .args(["list", "--watch", "--timeout", "6s", "-n", &ctx_namespace])
+            std::process::Command::new("kubectl")
+                .args([
+                    "tfjob",
+                    "list",
+                    "--watch",
+                    "--timeout",
+                    "6s",
+                    "-n",
+                    &namespace,
+                ])
                 .args(["-l", "watched=yes"])
+                .env("PATH", path)
                 .env("KUBECONFIG", kubeconfig)
                 .output()
-                .expect("the plugin runs")
+                .expect("kubectl runs")
         })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -282,6 +299,28 @@ async fn kubectl_tfjob_lists_describes_waits_suspends_and_deletes() {
         "{}",
         String::from_utf8_lossy(&missing.stderr)
     );
+
+    // No permission: the verb and the resource, and what to ask for.
+    let operator_token = control_plane()
+        .operator_token()
+        .expect("the operator's token");
+    let limited = std::env::temp_dir().join(format!("plugin-limited-{}.kubeconfig", ctx.namespace));
+    std::fs::write(
+        &limited,
+        control_plane().kubeconfig_with_token(&operator_token),
+    )
+    .unwrap();
+    let forbidden = kubectl_as(&ctx, &limited, &["list"]);
+    assert_eq!(forbidden.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&forbidden.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "error: you may not list tfjobs in namespace \"{}\"",
+            ctx.namespace
+        )) && stderr.contains("ask for a Role that allows \"list\" on tfjobs"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_file(&limited);
 
     // Completion scripts.
     for shell in ["bash", "zsh", "fish"] {

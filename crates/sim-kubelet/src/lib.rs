@@ -32,6 +32,11 @@
 //! | `restart-delay-ms` | ms | `0` | CrashLoopBackOff wait before an in-place restart (the container shows `waiting`) |
 //! | `stop-ms` | ms | `0` | time containers take to exit after SIGTERM; at or beyond the grace period they are SIGKILLed (137) |
 //! | `manual` | `true`/`false` | `false` | only bind and finalise deletion; the test drives the status with the helpers below |
+//! | `log` | text | the container's `TF_CONFIG` | what the container prints, line by line (then `exited with code N` once it ends); see [`logs`] |
+//!
+//! Container logs are served the way a kubelet serves them (HTTPS, `/containerLogs/…`): the
+//! node advertises this process as its kubelet, so `kubectl logs`, `pods/log` and
+//! `kubectl tfjob logs` work on a control plane without real nodes.
 //!
 //! An **attempt** is one container run of a pod *name* in its namespace: the first run of the
 //! first pod is attempt 1, each in-place restart and each new pod (a new UID) with the same name

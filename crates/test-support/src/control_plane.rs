@@ -119,9 +119,14 @@ impl ControlPlane {
 
     /// A client authenticating with `token` (see [`ControlPlane::token_for`]) instead of admin.
     pub async fn client_with_token(&self, token: &str) -> Client {
-        let admin_token = self.admin_token();
-        let text = self.kubeconfig_text().replace(&admin_token, token);
+        let text = self.kubeconfig_with_token(token);
         self.client_from_kubeconfig(&text, "a token").await
+    }
+
+    /// The admin kubeconfig's text with `token` in place of admin's (for tools run as another
+    /// user, e.g. `kubectl`).
+    pub fn kubeconfig_with_token(&self, token: &str) -> String {
+        self.kubeconfig_text().replace(&self.admin_token(), token)
     }
 
     /// The token of `user` from the control plane's token file, e.g.
