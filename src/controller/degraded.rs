@@ -26,7 +26,8 @@ pub fn fit_to_upstream_crd(plan: &mut Plan, current: &JobStatus) -> bool {
     needed
 }
 
-/// Removes the extensions; whether any carried a value.
+/// Removes the extensions; whether any that changes behaviour carried a value (`lastFailure`
+/// and `ready` only inform, so losing them is not worth a Warning).
 fn strip(status: &mut JobStatus) -> bool {
     let mut had_any = false;
     for replica in status.replica_statuses.values_mut() {
@@ -36,7 +37,9 @@ fn strip(status: &mut JobStatus) -> bool {
         replica.restarts = 0;
         replica.completed_indexes = None;
         replica.restarted_pods.clear();
+        replica.last_failure = None;
     }
+    status.ready = None;
     had_any
 }
 
@@ -76,6 +79,20 @@ mod tests {
         }
     }
 
+    fn informed(mut status: JobStatus) -> JobStatus {
+        status.ready = Some("2/2".into());
+        status
+            .replica_statuses
+            .get_mut("Worker")
+            .unwrap()
+            .last_failure = Some(Box::new(tfjob_core::api::ReplicaFailure {
+            pod: "j-worker-0".into(),
+            reason: "OOMKilled".into(),
+            ..Default::default()
+        }));
+        status
+    }
+
     #[test]
     fn extensions_are_left_out_and_an_unchanged_rest_is_not_written() {
         let cases = [
@@ -84,6 +101,13 @@ mod tests {
             (status(1, Some("0"), 3), status(0, None, 2), true, true),
             (status(0, None, 3), status(0, None, 2), false, true),
             (status(0, None, 2), status(0, None, 2), false, false),
+            // lastFailure and ready are pruned too, without a Warning: no write loop
+            (
+                informed(status(0, None, 2)),
+                status(0, None, 2),
+                false,
+                false,
+            ),
         ];
         for (planned, stored, needed, writes) in cases {
             let mut plan = Plan {

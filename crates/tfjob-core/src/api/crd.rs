@@ -147,7 +147,7 @@ pub struct StoredField {
 }
 
 /// Every field of this project's CRD that upstream training-operator v1.9's CRD lacks.
-pub const STORED_FIELDS: [StoredField; 8] = [
+pub const STORED_FIELDS: [StoredField; 9] = [
     StoredField {
         path: "status.replicaStatuses[*].restarts",
         schema_path: &["status", "replicaStatuses", "*", "restarts"],
@@ -167,6 +167,11 @@ pub const STORED_FIELDS: [StoredField; 8] = [
         path: "status.replicaStatuses[*].lastFailure",
         schema_path: &["status", "replicaStatuses", "*", "lastFailure"],
         purpose: "each replica type shows how its last pod failed (exit code, reason, message)",
+    },
+    StoredField {
+        path: "status.ready",
+        schema_path: &["status", "ready"],
+        purpose: "kubectl get tfjobs -o wide shows running pods / wanted replicas",
     },
     StoredField {
         path: "spec.backoffLimit",
@@ -355,7 +360,7 @@ mod tests {
             [
                 ("State", ".status.conditions[-1:].type"),
                 ("Age", ".metadata.creationTimestamp"),
-                ("Workers", ".status.replicaStatuses.Worker.active"),
+                ("Ready", ".status.ready"),
                 ("Restarts", ".status.replicaStatuses.Worker.restarts"),
                 ("Reason", ".status.conditions[-1:].reason"),
                 ("Message", ".status.conditions[-1:].message"),

@@ -43,10 +43,10 @@ use super::SmallMap;
     ),
     // `-o wide` only (priority 1): upstream's two columns stay the default view.
     printcolumn(
-        name = "Workers",
-        type_ = "integer",
-        description = "Worker pods running",
-        json_path = ".status.replicaStatuses.Worker.active",
+        name = "Ready",
+        type_ = "string",
+        description = "Running pods / wanted replicas, all types",
+        json_path = ".status.ready",
         priority = "1"
     ),
     printcolumn(
@@ -212,6 +212,11 @@ pub struct JobStatus {
     /// Only written while a Volcano PodGroup waits for admission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reconcile_time: Option<Time>,
+
+    /// tfjob-operator extension: running pods / wanted replicas over all types (`3/4`), for
+    /// `kubectl get tfjobs -o wide`; changes only with the replica counters beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<String>,
 }
 
 /// `status.replicaStatuses[<type>]`; zero counters are omitted, as upstream does.
@@ -432,6 +437,7 @@ mod tests {
             start_time: Some(Time("2026-01-02T03:04:05Z".parse().unwrap())),
             completion_time: Some(Time("2026-01-02T03:04:06Z".parse().unwrap())),
             last_reconcile_time: Some(Time("2026-01-02T03:04:07Z".parse().unwrap())),
+            ready: None,
         };
         assert_eq!(
             serde_json::to_value(&status).unwrap(),

@@ -57,6 +57,7 @@ pub fn plan_resolved(
         status: observed_status.clone(),
         plan: Plan::default(),
         running: false,
+        ran: false,
         notes: Vec::new(),
     };
     pass.run(spec);
@@ -72,6 +73,11 @@ pub fn plan_resolved(
         Vec::new()
     };
     conditions::annotate(&mut pass.status.conditions, &notes);
+    if let Ok(spec) = spec
+        && pass.ran
+    {
+        pass.status.ready = Some(ready(&pass.status, spec));
+    }
     let mut plan = pass.plan;
     if pass.status != observed_status {
         plan.status = Some(pass.status);
@@ -110,6 +116,24 @@ struct Pass<'a> {
     running: bool,
     /// Obstacles the pass found itself (stuck pods), after the shell's `observed.notes`.
     notes: Vec<String>,
+    /// The job is this operator's to reconcile (not being deleted, not Kueue's): its status
+    /// is ours to write.
+    ran: bool,
+}
+
+/// `status.ready`: running pods of all types / the replicas the spec wants.
+fn ready(status: &JobStatus, spec: &EffectiveSpec) -> String {
+    let running = status
+        .replica_statuses
+        .values()
+        .map(|s| s.active)
+        .fold(0i32, i32::saturating_add);
+    let wanted = spec
+        .replicas
+        .values()
+        .map(|r| r.replicas)
+        .fold(0i32, i32::saturating_add);
+    format!("{running}/{wanted}")
 }
 
 impl Pass<'_> {
@@ -118,6 +142,7 @@ impl Pass<'_> {
         {
             return; // Being deleted (garbage collection cleans up), or Kueue's job.
         }
+        self.ran = true;
         if !self.has_condition(conditions::CREATED) {
             self.record(Transition::Created);
         }

@@ -251,3 +251,30 @@ fn a_bad_pending_deadline_annotation_fails_validation_naming_it() {
          1h30m, or remove the annotation"
     );
 }
+
+#[test]
+fn ready_counts_running_pods_against_wanted_replicas() {
+    let mut world = World::new(&mnist("", "Never"));
+    let ready = |world: &World| world.job.status.as_ref().and_then(|s| s.ready.clone());
+    world.step(t(0));
+    assert_eq!(ready(&world).as_deref(), Some("0/3"));
+    world.run("mnist-ps-0");
+    world.run("mnist-worker-0");
+    world.step(t(1));
+    assert_eq!(ready(&world).as_deref(), Some("2/3"));
+    world.run("mnist-worker-1");
+    world.step(t(2));
+    assert_eq!(ready(&world).as_deref(), Some("3/3"));
+    // Unchanged counters: no status write for it.
+    assert!(world.step(t(3)).status.is_none());
+    world.exit("mnist-worker-0", 0);
+    world.exit("mnist-worker-1", 0);
+    world.step(t(4));
+    assert!(
+        world
+            .conditions()
+            .iter()
+            .any(|c| c.starts_with("Succeeded"))
+    );
+    assert_eq!(ready(&world).as_deref(), Some("0/3"));
+}
