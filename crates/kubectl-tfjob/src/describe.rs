@@ -2,8 +2,9 @@
 //! last failure, its pods and its events — what a user needs to see why it is stuck or failed.
 
 use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use tfjob_core::api::TFJob;
+use tfjob_core::api::podgroup::GangScheduler;
 
 use crate::connect::Cluster;
 use crate::errors::{Failure, Request, explain};
@@ -37,12 +38,50 @@ pub async fn describe(cluster: &Cluster, name: &str) -> Result<(), Failure> {
         .await
         .map(|l| l.items)
         .unwrap_or_default();
-    print!("{}", render(&job, &pods, &events, jiff::Timestamp::now()));
+    let pod_group = pod_group(cluster, name).await;
+    let now = jiff::Timestamp::now();
+    print!("{}", render(&job, pod_group.as_ref(), &pods, &events, now));
     Ok(())
 }
 
+/// The job's PodGroup, when gang scheduling made one: its API and phase. Best effort: the
+/// PodGroup CRDs are often not installed.
+async fn pod_group(cluster: &Cluster, name: &str) -> Option<PodGroup> {
+    let schedulers = [
+        GangScheduler::Volcano,
+        GangScheduler::SchedulerPlugins(String::new()),
+    ];
+    for scheduler in schedulers {
+        let (group, version, kind) = scheduler.pod_group_gvk();
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, "podgroups");
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(cluster.client.clone(), &cluster.namespace, &resource);
+        if let Ok(Some(found)) = api.get_opt(name).await {
+            let phase = found.data.pointer("/status/phase").and_then(|p| p.as_str());
+            return Some(PodGroup {
+                api: format!("{group}/{version}"),
+                phase: phase.unwrap_or("<none>").to_string(),
+            });
+        }
+    }
+    None
+}
+
+/// A job's PodGroup as `describe` shows it.
+pub struct PodGroup {
+    pub api: String,
+    pub phase: String,
+}
+
 /// The description, as text.
-pub fn render(job: &TFJob, pods: &[Pod], events: &[Event], now: jiff::Timestamp) -> String {
+pub fn render(
+    job: &TFJob,
+    pod_group: Option<&PodGroup>,
+    pods: &[Pod],
+    events: &[Event],
+    now: jiff::Timestamp,
+) -> String {
     let ago = |t: jiff::Timestamp| {
         let d = std::time::Duration::try_from(now.duration_since(t)).unwrap_or_default();
         format!("{t} ({} ago)", human_duration(d))
@@ -67,6 +106,12 @@ pub fn render(job: &TFJob, pods: &[Pod], events: &[Event], now: jiff::Timestamp)
     }
     if let Some(t) = &status.completion_time {
         line("Completed:", ago(t.0));
+    }
+    if let Some(group) = pod_group {
+        line(
+            "PodGroup:",
+            format!("phase {} ({})", group.phase, group.api),
+        );
     }
 
     out.push_str("\nConditions:\n");
@@ -272,7 +317,11 @@ count: 2
         )
         .unwrap();
         let now: jiff::Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
-        let text = render(&job, &[pod], &[event], now);
+        let group = PodGroup {
+            api: "scheduling.volcano.sh/v1beta1".into(),
+            phase: "Running".into(),
+        };
+        let text = render(&job, Some(&group), &[pod], &[event], now);
         let expected = "\
 Name:       oom
 Namespace:  a
@@ -280,6 +329,7 @@ State:      Failed (TFJobFailed)
 Created:    2026-01-01T00:00:00Z (60s ago)
 Started:    2026-01-01T00:00:01Z (59s ago)
 Completed:  2026-01-01T00:00:30Z (30s ago)
+PodGroup:   phase Running (scheduling.volcano.sh/v1beta1)
 
 Conditions:
   TIME                   TYPE      STATUS   REASON         MESSAGE

@@ -338,3 +338,41 @@ async fn kubectl_tfjob_lists_describes_waits_suspends_and_deletes() {
     );
     ctx.teardown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_shows_the_pod_groups_phase_under_gang_scheduling() {
+    use kube::CustomResourceExt;
+    use kube::api::{Api, Patch, PatchParams};
+    use tfjob_core::api::podgroup::{GangScheduler, volcano};
+
+    let ctx = TestContext::new("plugin-gang").await;
+    install_crd(&client().await, &volcano::PodGroup::crd()).await;
+    let _operator =
+        Operator::start_with(&ctx, |s| s.plan.gang = Some(GangScheduler::Volcano)).await;
+    // No kubelet: Volcano has not admitted the group, so the job waits without pods.
+    submit(&ctx, &job("gang", "", FOREVER, 2)).await;
+    let groups: Api<volcano::PodGroup> = ctx.api();
+    wait_for(secs(30), "the PodGroup", || async {
+        groups
+            .get_opt("gang")
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|_| ())
+            .ok_or_else(|| "not yet".to_string())
+    })
+    .await;
+    groups
+        .patch_status(
+            "gang",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": {"phase": "Inqueue"}})),
+        )
+        .await
+        .expect("the PodGroup's status");
+    let described = ok(&ctx, &["describe", "gang"]);
+    assert!(
+        described.contains("PodGroup:   phase Inqueue (scheduling.volcano.sh/v1beta1)"),
+        "{described}"
+    );
+    ctx.teardown().await;
+}
