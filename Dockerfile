@@ -3,11 +3,12 @@
 # image (Debian 12 too, so the glibc the binary links against matches) as the non-root user.
 # Result: the binary plus CA certificates and glibc, no shell, no package manager.
 #
-#   docker build -t tfjob-operator:0.1.0 .
+# Without a container engine, hack/image.sh builds the same image (same paths, user,
+# entrypoint and labels) from Debian's packages; tests/deploy_install.rs runs that image and
+# checks it against this file, and tests/deploy_render checks that this file copies every
+# source file the binary is compiled from and builds with the command below.
 #
-# Not built by this repository's tests (there is no container engine on its machines);
-# tests/deploy_render.rs checks that this file copies every source file the binary is compiled
-# from, builds with the command below, and runs as the user the chart's pods require.
+#   docker build --build-arg REVISION=$(git rev-parse HEAD) -t tfjob-operator:0.1.0 .
 
 FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
@@ -24,6 +25,14 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && cp target/release/tfjob-operator /usr/local/bin/tfjob-operator
 
 FROM gcr.io/distroless/cc-debian12:nonroot
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="tfjob-operator" \
+      org.opencontainers.image.source="https://github.com/tfjob-operator/tfjob-operator" \
+      org.opencontainers.image.url="https://github.com/tfjob-operator/tfjob-operator" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /usr/local/bin/tfjob-operator /usr/local/bin/tfjob-operator
 # The same binary as /manager, upstream's entry point: a training-operator Deployment that runs
 # `command: [/manager]` with upstream's flags works with this image unchanged.

@@ -24,7 +24,9 @@
 # to pods, services, tfjobs and events; --audit-policy FILE uses that policy instead, and implies
 # --audit). The audit log is never rotated. --extra-tokens appends token-file lines such as
 #   TOKEN,system:serviceaccount:NS:SA,UID,"system:serviceaccounts,system:serviceaccounts:NS"
-# kube-controller-manager runs `garbagecollector,namespace` unless --kcm-controllers says
+# kube-controller-manager runs `garbagecollector,namespace,clusterrole-aggregation` (the last
+# fills the built-in view/edit/admin roles from labelled ClusterRoles, as in every real
+# cluster) unless --kcm-controllers says
 # otherwise (e.g. `garbagecollector,namespace,job`); --kcm-qps/--kcm-burst default to 20/30.
 # --owner-pid PID stops everything once PID exits. `stop` kills by recorded PID only.
 # `restart-apiserver` stops kube-apiserver and starts it again with the same flags and port (its
@@ -541,7 +543,7 @@ start_watchdog() {
 }
 
 cmd_start() {
-    local dir="" audit=0 extra_tokens="" controllers="garbagecollector,namespace" qps=20 burst=30 owner=""
+    local dir="" audit=0 extra_tokens="" controllers="garbagecollector,namespace,clusterrole-aggregation" qps=20 burst=30 owner=""
     while (($#)); do
         case $1 in
         --dir) dir=${2:?--dir needs a value} && shift ;;

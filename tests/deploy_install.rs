@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tfjob_core::api::TFJob;
 
 use deploy::access::{Check, assert_access, may, may_not};
+use deploy::image::{self, OciImage};
 use deploy::process::{OperatorProcess, free_address};
 use deploy::{NAMESPACE, cluster, helm, kustomize, objects, repo_path};
 use support::operator::{await_events, conditions, has, sim_kubelet, submit};
@@ -37,17 +38,174 @@ async fn helm_chart_runs_the_seed_tfjob_with_only_its_rbac() {
     // Leader election on, so that the Lease Role (create, and get/update of one name) is proven
     // too; everything else as the chart's defaults (all namespaces).
     let objs = helm::render_with_crds(&json!({ "leaderElection": { "enabled": true } }));
-    install_and_run("helm", &objs, true).await;
+    install_and_run("helm", &objs, true, None).await;
+}
+
+/// The container image, not just its recipe: `hack/image.sh` builds it, its layers are
+/// unpacked into a root, and the operator runs from inside it (chroot, as the image's user,
+/// in-cluster credentials where the kubelet mounts them) as the chart's Deployment, until the
+/// seed's TFJob succeeds.
+#[tokio::test]
+async fn container_image_runs_the_seed_tfjob() {
+    let _turn = ONE_INSTALL_AT_A_TIME.lock().await;
+    let image = OciImage::build();
+    image.verify_digests();
+    let root = work_dir("image").join("rootfs");
+    image.unpack(&root);
+    check_image(&image, &root);
+    let objs = helm::render_with_crds(&json!({ "leaderElection": { "enabled": true } }));
+    install_and_run("image", &objs, true, Some((&image, &root))).await;
+    let _ = std::fs::remove_dir_all(root.parent().expect("the scratch directory"));
+}
+
+/// The Dockerfile's final stage (for people with Docker) makes the same image: its USER,
+/// ENTRYPOINT, the paths it copies the binary to and its label names.
+fn same_as_the_dockerfile(image: &OciImage, files: &[String]) {
+    let dockerfile = std::fs::read_to_string(repo_path("Dockerfile")).expect("Dockerfile");
+    let final_stage = dockerfile
+        .rsplit_once("\nFROM ")
+        .map(|(_, stage)| stage)
+        .expect("a final stage");
+    let instruction = |name: &str| -> Vec<String> {
+        final_stage
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix(name).map(|r| r.trim().to_string()))
+            .collect()
+    };
+    assert_eq!(
+        instruction("USER "),
+        vec![image.runtime("User").as_str().unwrap_or("").to_string()]
+    );
+    let entrypoint: Value =
+        serde_json::from_str(&instruction("ENTRYPOINT ")[0]).expect("ENTRYPOINT in exec form");
+    assert_eq!(&entrypoint, image.runtime("Entrypoint"));
+    for copy in instruction("COPY --from=build ") {
+        let destination = copy.split_whitespace().last().expect("a COPY destination");
+        let path = destination.trim_start_matches('/');
+        assert!(
+            files.iter().any(|f| f == path),
+            "the Dockerfile copies to {destination}; the image has no such file"
+        );
+    }
+    let labels = image.runtime("Labels");
+    for label in final_stage
+        .split(|c: char| c.is_whitespace() || c == '\\')
+        .filter_map(|word| word.split_once('=').map(|(name, _)| name))
+        .filter(|name| name.starts_with("org.opencontainers.image."))
+    {
+        assert!(
+            labels.get(label).is_some(),
+            "the image has the Dockerfile's label {label}"
+        );
+    }
+}
+
+/// The image's config and contents: what the chart and a kubelet rely on, and nothing more.
+fn check_image(image: &OciImage, root: &std::path::Path) {
+    eprintln!(
+        "image: {}:{} is {:.1} MiB compressed ({} layers)",
+        "tfjob-operator",
+        image.tag,
+        image.compressed_size() as f64 / 1_048_576.0,
+        image.layers().len()
+    );
+    assert_eq!(
+        image.tag,
+        env!("CARGO_PKG_VERSION"),
+        "tagged with the crate's version"
+    );
+    assert_eq!(
+        image.runtime("User"),
+        "65532:65532",
+        "runs as nonroot, numerically"
+    );
+    assert_eq!(
+        image.runtime("Entrypoint"),
+        &json!(["/usr/local/bin/tfjob-operator"])
+    );
+    let labels = image.runtime("Labels");
+    for (label, expected) in [
+        (
+            "org.opencontainers.image.version",
+            env!("CARGO_PKG_VERSION"),
+        ),
+        (
+            "org.opencontainers.image.licenses",
+            env!("CARGO_PKG_LICENSE"),
+        ),
+        (
+            "org.opencontainers.image.source",
+            env!("CARGO_PKG_REPOSITORY"),
+        ),
+    ] {
+        assert_eq!(labels[label], expected, "label {label}: {labels}");
+    }
+    let revision = labels["org.opencontainers.image.revision"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit()),
+        "label org.opencontainers.image.revision is a commit: {revision:?}"
+    );
+
+    let files = image::files_under(root);
+    for needed in [
+        "usr/local/bin/tfjob-operator",
+        "manager",
+        "etc/passwd",
+        "etc/group",
+        "etc/ssl/certs/ca-certificates.crt",
+        "lib64/ld-linux-x86-64.so.2",
+        "tmp",
+    ] {
+        assert!(
+            files.iter().any(|f| f == needed),
+            "{needed} is in the image"
+        );
+    }
+    let passwd = std::fs::read_to_string(root.join("etc/passwd")).expect("etc/passwd");
+    assert!(passwd.contains("nonroot:x:65532:65532:"), "{passwd}");
+    let group = std::fs::read_to_string(root.join("etc/group")).expect("etc/group");
+    assert!(group.contains("nonroot:x:65532:"), "{group}");
+    // No shell, no package manager: nothing to exec into, nothing to install with.
+    let forbidden = [
+        "sh", "bash", "dash", "busybox", "ash", "zsh", "dpkg", "apt", "apt-get", "rpm", "yum",
+    ];
+    let found: Vec<&String> = files
+        .iter()
+        .filter(|f| {
+            let name = f.rsplit('/').next().unwrap_or(f);
+            forbidden.contains(&name)
+        })
+        .collect();
+    assert!(
+        found.is_empty(),
+        "a shell or package manager in the image: {found:?}"
+    );
+    same_as_the_dockerfile(image, &files);
+    let certificates = std::fs::read_to_string(root.join("etc/ssl/certs/ca-certificates.crt"))
+        .expect("the CA bundle");
+    assert!(
+        certificates.matches("BEGIN CERTIFICATE").count() > 100,
+        "the CA bundle holds Debian's certificates"
+    );
 }
 
 #[tokio::test]
 async fn kustomize_base_runs_the_seed_tfjob_with_only_its_rbac() {
     let _turn = ONE_INSTALL_AT_A_TIME.lock().await;
     let objs = kustomize::build("deploy/kustomize/base");
-    install_and_run("kustomize", &objs, false).await;
+    install_and_run("kustomize", &objs, false, None).await;
 }
 
-async fn install_and_run(how: &str, objs: &[Value], leader_election: bool) {
+/// Installs `objs`, runs the operator as their Deployment (the workspace binary with a
+/// kubeconfig, or from `image` unpacked at its root) and the seed's TFJob to success.
+async fn install_and_run(
+    how: &str,
+    objs: &[Value],
+    leader_election: bool,
+    image: Option<(&OciImage, &std::path::Path)>,
+) {
     let admin = support::client().await;
     let webhook = free_address();
     let mut objs = objs.to_vec();
@@ -57,8 +215,15 @@ async fn install_and_run(how: &str, objs: &[Value], leader_election: bool) {
     let dir = work_dir(how);
 
     let deployment = objects::one(&objs, "Deployment");
-    let kubeconfig = cluster::operator_kubeconfig(&dir);
-    let mut operator = OperatorProcess::start(deployment, &kubeconfig, &dir, Some(webhook));
+    let mut operator = match image {
+        Some((image, root)) => {
+            OperatorProcess::start_in_image(deployment, image, root, &dir, Some(webhook))
+        }
+        None => {
+            let kubeconfig = cluster::operator_kubeconfig(&dir);
+            OperatorProcess::start(deployment, &kubeconfig, &dir, Some(webhook))
+        }
+    };
     assert_eq!(
         operator.webhook,
         Some(webhook),

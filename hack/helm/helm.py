@@ -8,9 +8,11 @@ python). Output follows the helm CLI so that results read the same:
     helm.py lint CHART [-f VALUES.yaml]... [--values-json JSON] [--namespace NS]
         `helm lint --strict`: prints every finding; exits 1 on any warning or error.
     helm.py template CHART [--name NAME] [--namespace NS] [-f ...] [--values-json ...]
-                     [--include-crds] [--notes]
+                     [--include-crds] [--notes] [--kube-version V] [--api-versions GV/KIND]...
         `helm template`: a YAML stream with `# Source:` comments, files in name order, CRDs
         (from the chart's crds/ folder) first with --include-crds; --notes prints only NOTES.txt.
+        --kube-version and --api-versions set .Capabilities as helm's flags of the same names
+        do (the library's render() does not expose them; its native call takes them).
     helm.py validate CHART [-f ...] [--values-json ...]
         `values.schema.json` check alone; exits 1 with Helm's message on bad values.
 
@@ -27,6 +29,7 @@ from typing import Any
 
 try:
     import helm_python as helm
+    from helm_python import _native
 except ImportError:
     sys.exit(
         "error: the helm_python module is missing. Run this script with the python printed by "
@@ -81,11 +84,15 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 def cmd_template(args: argparse.Namespace) -> int:
     with helm.Chart.load(args.chart) as chart:
-        rendered = chart.render(
-            user_values(args),
-            name=args.name,
-            namespace=args.namespace,
-            is_install=True,
+        options = {"name": args.name, "namespace": args.namespace, "is_install": True}
+        if args.kube_version:
+            options["kube_version"] = args.kube_version
+        if args.api_versions:
+            options["api_versions"] = args.api_versions
+        rendered = json.loads(
+            _native.call_string(
+                "helm_render", chart._raw(), json.dumps(user_values(args)), json.dumps(options)
+            )
         )
         notes = {k: v for k, v in rendered.items() if k.endswith("NOTES.txt")}
         if args.notes:
@@ -131,6 +138,10 @@ def main() -> int:
     template.add_argument("--namespace", default="default", help="release namespace")
     template.add_argument("--include-crds", action="store_true")
     template.add_argument("--notes", action="store_true", help="print only NOTES.txt")
+    template.add_argument("--kube-version", help="Kubernetes version for .Capabilities")
+    template.add_argument(
+        "--api-versions", action="append", help="an API (group/version[/Kind]) the cluster has"
+    )
     command("validate", cmd_validate)
 
     args = parser.parse_args()

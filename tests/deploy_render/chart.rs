@@ -87,7 +87,10 @@ fn helm_lint_passes_for_default_and_non_default_values() {
 fn values_schema_rejects_bad_values_with_helms_message() {
     assert_eq!(helm::validate(&json!({})), Ok(()), "the defaults are valid");
     for (values, message) in [
-        (json!({ "replicas": 2 }), "at '/leaderElection/enabled'"),
+        (
+            json!({ "replicas": 2, "leaderElection": { "enabled": false } }),
+            "at '/leaderElection/enabled'",
+        ),
         (
             json!({ "webhook": { "failurePolicy": "Never" } }),
             "at '/webhook/failurePolicy'",
@@ -159,13 +162,16 @@ fn notes_say_where_it_runs_and_what_it_watches() {
         notes.contains("helm test tfjob-operator -n tfjob-system"),
         "the preflight: {notes}"
     );
-    let notes = helm::notes(&json!({
-        "namespaces": ["team-a", "team-b"],
-        "replicas": 2,
-        "leaderElection": { "enabled": true },
-        "prometheusRule": { "enabled": true },
-        "webhook": { "enabled": false },
-    }));
+    let notes = helm::notes_for(
+        &json!({
+            "namespaces": ["team-a", "team-b"],
+            "replicas": 2,
+            "leaderElection": { "enabled": true },
+            "prometheusRule": { "enabled": true },
+            "webhook": { "enabled": false },
+        }),
+        &helm::PROMETHEUS_OPERATOR,
+    );
     assert!(notes.contains("namespaces team-a, team-b"), "{notes}");
     assert!(notes.contains("2 replicas with leader election"), "{notes}");
     assert!(notes.contains("TFJobOperatorDown"), "{notes}");

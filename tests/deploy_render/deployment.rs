@@ -93,7 +93,8 @@ fn every_flag_value_reaches_the_operator() {
         "logging": { "level": "tfjob_operator=debug", "format": "text" },
         "metrics": { "port": 9090 },
         "healthProbe": { "port": 9091 },
-        "extraArgs": ["--retry-period=1s"],
+        "leaderElection": { "enabled": false },
+        "extraArgs": ["--leader-elect=true", "--retry-period=1s"],
         "extraEnv": [{ "name": "RUST_BACKTRACE", "value": "1" }],
     }));
     let deployment = one(&objs, "Deployment");

@@ -4,6 +4,7 @@
 //! values schema, chart ↔ kustomize equality, the CRD copies, and the Dockerfile. No cluster.
 
 mod chart;
+mod chart_values;
 mod deployment;
 mod dockerfile;
 mod kustomize_trees;
@@ -64,6 +65,10 @@ fn assert_least_privilege(objs: &[Value]) {
         .iter()
         .filter(|o| matches!(objects::kind(o), "Role" | "ClusterRole"))
     {
+        if is_user_role(role) {
+            assert_user_role(role);
+            continue;
+        }
         for rule in role["rules"].as_array().expect("rules") {
             let id = objects::id(role);
             assert!(rule.get("nonResourceURLs").is_none(), "{id}: {rule}");
@@ -97,6 +102,35 @@ fn assert_least_privilege(objs: &[Value]) {
                     "{id}: {rule}"
                 );
             }
+        }
+    }
+}
+
+/// A role for the people who run TFJobs (aggregated into view/edit/admin), not the operator's.
+fn is_user_role(role: &Value) -> bool {
+    role["metadata"]["labels"]
+        .as_object()
+        .is_some_and(|labels| {
+            labels
+                .keys()
+                .any(|k| k.starts_with("rbac.authorization.k8s.io/aggregate-to-"))
+        })
+}
+
+/// User roles grant TFJobs and nothing else.
+fn assert_user_role(role: &Value) {
+    let id = objects::id(role);
+    for rule in role["rules"].as_array().expect("rules") {
+        assert_eq!(
+            objects::strings(&rule["apiGroups"]),
+            ["kubeflow.org"],
+            "{id}: {rule}"
+        );
+        for resource in objects::strings(&rule["resources"]) {
+            assert!(
+                resource == "tfjobs" || resource == "tfjobs/status",
+                "{id} grants {resource}: {rule}"
+            );
         }
     }
 }

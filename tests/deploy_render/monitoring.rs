@@ -55,11 +55,14 @@ fn monitoring_objects_use_the_operators_metric_names() {
         known.contains("training_operator_jobs_failed_total"),
         "{known:?}"
     );
-    let objs = helm::render(&json!({
-        "serviceMonitor": { "enabled": true },
-        "prometheusRule": { "enabled": true },
-        "grafanaDashboard": { "enabled": true },
-    }));
+    let objs = helm::render_for(
+        &json!({
+            "serviceMonitor": { "enabled": true },
+            "prometheusRule": { "enabled": true },
+            "grafanaDashboard": { "enabled": true },
+        }),
+        &helm::PROMETHEUS_OPERATOR,
+    );
 
     // ServiceMonitor → the metrics Service, by its labels and port name.
     let monitor = one(&objs, "ServiceMonitor");

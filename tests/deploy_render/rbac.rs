@@ -10,17 +10,22 @@ fn default_render_is_cluster_wide_with_exactly_the_operators_rules() {
         [
             "ClusterRole tfjob-operator",
             "ClusterRole tfjob-operator-preflight",
+            "ClusterRole tfjob-operator-tfjobs-admin",
+            "ClusterRole tfjob-operator-tfjobs-edit",
+            "ClusterRole tfjob-operator-tfjobs-view",
             "ClusterRole tfjob-operator-webhook",
             "ClusterRoleBinding tfjob-operator",
             "ClusterRoleBinding tfjob-operator-preflight",
             "ClusterRoleBinding tfjob-operator-webhook",
             "Deployment tfjob-system/tfjob-operator",
+            "Role tfjob-system/tfjob-operator-leader-election",
+            "RoleBinding tfjob-system/tfjob-operator-leader-election",
             "Service tfjob-system/tfjob-operator-metrics",
             "Service tfjob-system/tfjob-operator-webhook",
             "ServiceAccount tfjob-system/tfjob-operator",
             "ValidatingWebhookConfiguration tfjob-operator-validator",
         ],
-        "the webhook is on by default, as upstream's"
+        "the webhook is on by default, as upstream's; leader election and the user roles too"
     );
     assert_least_privilege(&objs);
     assert_eq!(
@@ -43,11 +48,11 @@ fn default_render_is_cluster_wide_with_exactly_the_operators_rules() {
         flags.watch.namespaces.is_empty(),
         "all namespaces by default"
     );
-    assert!(!flags.leader.leader_elect);
+    assert!(flags.leader.leader_elect, "leader election on by default");
     assert_eq!(deployment["spec"]["replicas"], 1);
     assert_eq!(
-        deployment["spec"]["strategy"]["type"], "Recreate",
-        "no overlap without a Lease"
+        deployment["spec"]["strategy"]["type"], "RollingUpdate",
+        "the Lease keeps old and new pods apart"
     );
 
     // The metrics Service: scrape annotations, the container's metrics port.
@@ -101,9 +106,12 @@ fn namespaced_mode_grants_roles_only_in_the_listed_namespaces() {
         [
             "tfjob-operator-cluster-scoped",
             "tfjob-operator-preflight",
+            "tfjob-operator-tfjobs-view",
+            "tfjob-operator-tfjobs-edit",
+            "tfjob-operator-tfjobs-admin",
             "tfjob-operator-webhook"
         ],
-        "no other ClusterRole"
+        "no other ClusterRole (the tfjobs-* ones are for users, not the operator)"
     );
     for ns in ["team-a", "team-b"] {
         let role = objs
@@ -122,9 +130,12 @@ fn namespaced_mode_grants_roles_only_in_the_listed_namespaces() {
         );
     }
     assert_eq!(
-        all(&objs, "Role").len(),
+        all(&objs, "Role")
+            .into_iter()
+            .filter(|r| objects::name(r) == "tfjob-operator")
+            .count(),
         2,
-        "no other Role: {:?}",
+        "no other operator Role: {:?}",
         ids(&objs)
     );
     let flags = parse_flags(one(&objs, "Deployment"));
@@ -161,7 +172,7 @@ fn leader_election_adds_a_role_for_one_lease_and_rolls_pods_one_by_one() {
         "replicas prefer different nodes"
     );
     // Without leader election there is no Lease access at all.
-    let objs = helm::render(&json!({}));
+    let objs = helm::render(&json!({ "leaderElection": { "enabled": false } }));
     assert!(all(&objs, "Role").is_empty(), "{:?}", ids(&objs));
 }
 
@@ -194,8 +205,11 @@ fn gang_scheduler_adds_podgroup_and_priority_class_rules() {
 
         // Listed namespaces: PodGroups in each Role; PriorityClasses (cluster-scoped) alone in
         // a ClusterRole.
-        let objs =
-            helm::render(&json!({ "gangScheduler": { "name": name }, "namespaces": ["team-a"] }));
+        let objs = helm::render(&json!({
+            "gangScheduler": { "name": name },
+            "namespaces": ["team-a"],
+            "leaderElection": { "enabled": false },
+        }));
         assert_least_privilege(&objs);
         let mut expected = sorted(OPERATOR_RULES);
         expected.push(podgroups(group));

@@ -135,8 +135,8 @@ fn webhook_renders_its_configuration_service_flags_and_only_the_rbac_it_needs() 
         volume["secret"]["secretName"],
         certificate["spec"]["secretName"]
     );
-    let expected_selector = json!({ "matchExpressions": [{
-        "key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a"] }] });
+    // One namespace: by its name label (several: matchExpressions, tested below).
+    let expected_selector = json!({ "matchLabels": { "kubernetes.io/metadata.name": "team-a" } });
     for (kind, name, path) in [
         (
             "ValidatingWebhookConfiguration",

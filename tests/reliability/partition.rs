@@ -84,34 +84,33 @@ async fn a_partitioned_leader_writes_nothing_after_its_successor() {
         }}}
     }))
     .expect("a TFJob");
+    // The partition starts at the 8th pod create, before it is forwarded: armed in the proxy
+    // itself, so that it catches the leader mid-work however loaded the machine is (a test
+    // that polled for the 8th create and then froze could miss a whole batch).
+    proxy_a.freeze_at(&format!("POST /api/v1/namespaces/{ns}/pods"), 8);
     ctx.api::<TFJob>()
         .create(&PostParams::default(), &job)
         .await
         .expect("the job");
-    // Watched at the proxy, not by listing: the operator creates the 200 pods in slow-start
-    // batches within a second or two, faster than a list could tell.
-    let creates = || {
-        proxy_a
-            .records()
-            .iter()
-            .filter(|r| r.method == "POST" && r.path.contains("/pods"))
-            .count()
-    };
     let deadline = Instant::now() + secs(60);
-    while creates() < 8 {
+    let partitioned = loop {
+        if let Some(at) = proxy_a.frozen_at() {
+            break at;
+        }
         assert!(
             Instant::now() < deadline,
-            "operator a created no pods within 60 s"
+            "operator a did not create 8 pods within 60 s:\n{}",
+            first.log_tail(10)
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    };
+    // Leadership is read from the operators' own metrics (not through the proxy); the old
+    // leader keeps believing it leads until its renew deadline, seconds from now.
     assert!(
         leads(&first).await && !leads(&second).await,
         "a still leads when the partition starts:\n{}",
         first.log_tail(10)
     );
-    let partitioned = Instant::now();
-    proxy_a.freeze();
 
     // The old leader gives up at its renew deadline and exits (fail-stop).
     let status = first.wait_exit(secs(20)).await;

@@ -21,14 +21,19 @@ async fn operator_client() -> kube::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deployed_rbac_is_all_the_self_signed_mode_needs() {
-    // The kustomize base's webhook objects (equal to the chart's, a render test checks): the
-    // configuration, narrowed to this test's namespace, and the ClusterRole with its binding.
+    // The webhook objects as installed (the standalone kustomize overlay, equal to the chart's,
+    // a render test checks): the configuration, narrowed to this test's namespace, and the
+    // ClusterRole with its binding.
     let ctx = TestContext::new("webhook-rbac").await;
-    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kustomize/base");
-    let read =
-        |file: &str| std::fs::read_to_string(format!("{base}/{file}")).expect("a kustomize file");
-    let mut config: Value =
-        serde_saphyr::from_str(&read("validating-webhook-configuration.yaml")).expect("YAML");
+    let installed = test_support::deploy::kustomize::build("deploy/kustomize/overlays/standalone");
+    let object = |kind: &str, name: &str| -> Value {
+        installed
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("the install has {kind} {name}"))
+            .clone()
+    };
+    let mut config = object("ValidatingWebhookConfiguration", "tfjob-operator-validator");
     config["webhooks"][0]["namespaceSelector"] =
         json!({"matchLabels": {SCOPE_LABEL: ctx.namespace}});
     let config_name = config["metadata"]["name"]
@@ -36,8 +41,9 @@ async fn the_deployed_rbac_is_all_the_self_signed_mode_needs() {
         .expect("name")
         .to_string();
     ctx.apply_yaml(&config.to_string()).await;
-    ctx.apply_yaml(&read("webhook-cluster-role.yaml")).await;
-    ctx.apply_yaml(&read("webhook-cluster-role-binding.yaml"))
+    ctx.apply_yaml(&object("ClusterRole", "tfjob-operator-webhook").to_string())
+        .await;
+    ctx.apply_yaml(&object("ClusterRoleBinding", "tfjob-operator-webhook").to_string())
         .await;
 
     // The webhook as the operator runs it, with the operator's identity.

@@ -147,7 +147,7 @@ pub fn release_binary(name: &str) -> PathBuf {
 
 /// Variables `cargo test` sets for the test process that describe the test crate, not the
 /// build: none of them may reach a nested cargo.
-fn inherited_from_cargo_test(key: &str) -> bool {
+pub(crate) fn inherited_from_cargo_test(key: &str) -> bool {
     const PREFIXES: [&str; 4] = [
         "CARGO_PKG_",
         "CARGO_MANIFEST_",

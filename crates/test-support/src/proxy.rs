@@ -139,6 +139,10 @@ struct Shared {
     rng: Mutex<u64>,
     /// `true` while frozen.
     frozen: watch::Sender<bool>,
+    /// A freeze armed to start at a given request: (`METHOD path` filter, matches left).
+    trip_wire: Mutex<Option<(String, usize)>>,
+    /// When the last freeze started.
+    frozen_at: Mutex<Option<Instant>>,
     /// Requests whose `METHOD path` contains this are held, unanswered, until healed.
     black_hole: watch::Sender<Option<String>>,
     connections: Mutex<Vec<AbortHandle>>,
@@ -219,6 +223,8 @@ impl FaultProxy {
             faults_used: AtomicUsize::new(0),
             rng: Mutex::new(seed.max(1)),
             frozen: watch::channel(false).0,
+            trip_wire: Mutex::new(None),
+            frozen_at: Mutex::new(None),
             black_hole: watch::channel(None).0,
             connections: Mutex::new(Vec::new()),
             records: Mutex::new(Vec::new()),
@@ -256,7 +262,19 @@ impl FaultProxy {
 
     /// Nothing new is forwarded and no answer is delivered from now on.
     pub fn freeze(&self) {
-        self.shared.frozen.send_replace(true);
+        self.shared.freeze();
+    }
+
+    /// Arms a freeze that starts when the `nth` request whose `METHOD path` contains `filter`
+    /// arrives (counted from now), before that request is forwarded: a partition that is sure
+    /// to catch the client mid-work however fast or loaded the machine is.
+    pub fn freeze_at(&self, filter: &str, nth: usize) {
+        *lock(&self.shared.trip_wire) = Some((filter.to_string(), nth.max(1)));
+    }
+
+    /// When the current (or last) freeze started.
+    pub fn frozen_at(&self) -> Option<Instant> {
+        *lock(&self.shared.frozen_at)
     }
 
     /// From now on, requests whose `METHOD path` contains `filter` are accepted and never
@@ -462,6 +480,7 @@ async fn handle(
         records.len() - 1
     };
     let set = |f: &dyn Fn(&mut Record)| f(&mut lock(&shared.records)[index]);
+    shared.trip(&format!("{method} {path}"));
 
     if let Some(fault @ (Fault::Reject429 | Fault::Reject500)) = faults.first().copied() {
         set(&|r| r.outcome = Outcome::NotForwarded);
@@ -717,6 +736,27 @@ impl Shared {
         let _ = hole
             .wait_for(|filter| !filter.as_deref().is_some_and(|f| request.contains(f)))
             .await;
+    }
+
+    fn freeze(&self) {
+        *lock(&self.frozen_at) = Some(Instant::now());
+        self.frozen.send_replace(true);
+    }
+
+    /// Counts a request against the armed trip wire; freezes when it is the one.
+    fn trip(&self, request: &str) {
+        let mut wire = lock(&self.trip_wire);
+        let Some((filter, left)) = wire.as_mut() else {
+            return;
+        };
+        if !request.contains(filter.as_str()) {
+            return;
+        }
+        *left -= 1;
+        if *left == 0 {
+            *wire = None;
+            self.freeze();
+        }
     }
 
     async fn wait_open(&self) {

@@ -34,11 +34,15 @@ pub fn python() -> PathBuf {
 
 /// Runs `helm.py COMMAND CHART ARGS... --values-json VALUES`.
 fn run(command: &str, values: &Value, args: &[&str]) -> Output {
+    run_chart(&chart_dir(), command, values, args)
+}
+
+fn run_chart(chart: &std::path::Path, command: &str, values: &Value, args: &[&str]) -> Output {
     let script = repo_path("hack/helm/helm.py");
     Command::new(python())
         .arg(&script)
         .arg(command)
-        .arg(chart_dir())
+        .arg(chart)
         .args(args)
         .arg("--values-json")
         .arg(values.to_string())
@@ -54,9 +58,38 @@ fn text(output: &Output) -> String {
     )
 }
 
+/// The Kubernetes version charts are rendered for: the local control plane's.
+pub const KUBE_VERSION: &str = "v1.20.2";
+
+/// The Prometheus Operator's APIs, for renders of a cluster that has its CRDs.
+pub const PROMETHEUS_OPERATOR: [&str; 2] = [
+    "monitoring.coreos.com/v1/ServiceMonitor",
+    "monitoring.coreos.com/v1/PrometheusRule",
+];
+
 /// `helm template` with `values` into the test namespace as the default release, as YAML.
 pub fn template_yaml(values: &Value, include_crds: bool) -> Result<String, String> {
-    let mut args = vec!["--name", RELEASE, "--namespace", NAMESPACE];
+    template_yaml_for(values, include_crds, &[])
+}
+
+/// Like [`template_yaml`], for a cluster that also serves `api_versions` (helm's
+/// `--api-versions`: `group/version/Kind`).
+pub fn template_yaml_for(
+    values: &Value,
+    include_crds: bool,
+    api_versions: &[&str],
+) -> Result<String, String> {
+    let mut args = vec![
+        "--name",
+        RELEASE,
+        "--namespace",
+        NAMESPACE,
+        "--kube-version",
+        KUBE_VERSION,
+    ];
+    for api in api_versions {
+        args.extend(["--api-versions", api]);
+    }
     if include_crds {
         args.push("--include-crds");
     }
@@ -86,6 +119,48 @@ pub fn render(values: &Value) -> Vec<Value> {
         .collect()
 }
 
+/// Like [`render`], for a cluster that also serves `api_versions` (e.g.
+/// [`PROMETHEUS_OPERATOR`]).
+pub fn render_for(values: &Value, api_versions: &[&str]) -> Vec<Value> {
+    let yaml = template_yaml_for(values, false, api_versions)
+        .unwrap_or_else(|e| panic!("helm template with {values} failed:\n{e}"));
+    objects::parse_stream(&yaml)
+        .into_iter()
+        .filter(|o| !is_test_hook(o))
+        .collect()
+}
+
+/// Renders another chart (a parent that has this one as a subchart, say) as the default
+/// release into the test namespace; Err with Helm's message.
+pub fn render_chart(chart: &std::path::Path, values: &Value) -> Result<Vec<Value>, String> {
+    let args = [
+        "--name",
+        RELEASE,
+        "--namespace",
+        NAMESPACE,
+        "--kube-version",
+        KUBE_VERSION,
+    ];
+    let output = run_chart(chart, "template", values, &args);
+    if output.status.success() {
+        Ok(objects::parse_stream(&String::from_utf8_lossy(
+            &output.stdout,
+        )))
+    } else {
+        Err(text(&output))
+    }
+}
+
+/// Like [`render_for`], with the chart's CRDs first.
+pub fn render_with_crds_for(values: &Value, api_versions: &[&str]) -> Vec<Value> {
+    let yaml = template_yaml_for(values, true, api_versions)
+        .unwrap_or_else(|e| panic!("helm template --include-crds with {values} failed:\n{e}"));
+    objects::parse_stream(&yaml)
+        .into_iter()
+        .filter(|o| !is_test_hook(o))
+        .collect()
+}
+
 /// Like [`render`], with the chart's CRDs first (`helm template --include-crds`).
 pub fn render_with_crds(values: &Value) -> Vec<Value> {
     let yaml = template_yaml(values, true)
@@ -108,7 +183,22 @@ pub fn test_hooks(values: &Value) -> Vec<Value> {
 
 /// NOTES.txt as rendered with `values`.
 pub fn notes(values: &Value) -> String {
-    let output = run("template", values, &["--namespace", NAMESPACE, "--notes"]);
+    notes_for(values, &[])
+}
+
+/// NOTES.txt as rendered with `values` for a cluster that also serves `api_versions`.
+pub fn notes_for(values: &Value, api_versions: &[&str]) -> String {
+    let mut args = vec![
+        "--namespace",
+        NAMESPACE,
+        "--notes",
+        "--kube-version",
+        KUBE_VERSION,
+    ];
+    for api in api_versions {
+        args.extend(["--api-versions", api]);
+    }
+    let output = run("template", values, &args);
     assert!(
         output.status.success(),
         "rendering NOTES.txt failed:\n{}",

@@ -1,12 +1,14 @@
 //! Helpers of the deployment tests (`tests/deploy_render.rs`, `tests/deploy_install.rs`): the
 //! Helm chart rendered by the real Helm engine ([`helm`]), the kustomize trees built by
-//! `kubectl kustomize` ([`kustomize`]), the rendered objects ([`objects`]), and, for the
+//! `kubectl kustomize` ([`kustomize`]), the rendered objects ([`objects`]), the container
+//! image ([`image`]), and, for the
 //! installs on the control plane, applying them ([`cluster`]), the operator binary run under the
 //! chart's ServiceAccount ([`process`]) and `kubectl auth can-i` ([`access`]).
 
 pub mod access;
 pub mod cluster;
 pub mod helm;
+pub mod image;
 pub mod kustomize;
 pub mod objects;
 pub mod process;

@@ -112,7 +112,9 @@ pub fn rules(role: &Value) -> Vec<String> {
 }
 
 /// The object without Helm-only labels, and with container args sorted (flag order means
-/// nothing to the operator; overlays append flags the chart puts in the middle).
+/// nothing to the operator; components append flags the chart puts in the middle). The
+/// single-namespace component's `TFJOB_NAMESPACES` from the pod's namespace (the downward API)
+/// counts as the chart's `--namespace=<that namespace>`.
 pub fn normalised(obj: &Value) -> Value {
     let mut obj = obj.clone();
     if let Some(labels) = obj["metadata"]["labels"].as_object_mut() {
@@ -120,8 +122,21 @@ pub fn normalised(obj: &Value) -> Value {
             labels.remove(*label);
         }
     }
+    let own_namespace = format!("--namespace={}", namespace(&obj));
     if let Some(containers) = obj["spec"]["template"]["spec"]["containers"].as_array_mut() {
         for container in containers {
+            let from_downward_api = |var: &Value| {
+                var["name"] == "TFJOB_NAMESPACES"
+                    && var["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+            };
+            if let Some(env) = container["env"].as_array_mut()
+                && env.iter().any(from_downward_api)
+            {
+                env.retain(|var| !from_downward_api(var));
+                if let Some(args) = container["args"].as_array_mut() {
+                    args.push(Value::String(own_namespace.clone()));
+                }
+            }
             if let Some(args) = container["args"].as_array_mut() {
                 args.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
             }

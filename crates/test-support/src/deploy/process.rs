@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
+use super::image::OciImage;
 use super::objects::{self, container};
 use crate::{secs, wait_for};
 
@@ -63,6 +64,121 @@ fn env_of(deployment: &Value, pod_name: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Free loopback ports for the process's listeners.
+struct Ports {
+    metrics: SocketAddr,
+    probes: SocketAddr,
+    webhook: SocketAddr,
+}
+
+impl Ports {
+    fn pick(webhook: Option<SocketAddr>) -> Ports {
+        Ports {
+            metrics: free_address(),
+            probes: free_address(),
+            webhook: webhook.unwrap_or_else(free_address),
+        }
+    }
+
+    /// The container's args with the listen addresses moved to these ports (and, with the
+    /// webhook on, its certificate naming 127.0.0.1, where the apiserver reaches it).
+    fn container_args(&self, deployment: &Value) -> Vec<String> {
+        let mut replaced = 0;
+        let mut args: Vec<String> = objects::args(deployment)
+            .into_iter()
+            .map(|arg| {
+                if arg.starts_with("--metrics-bind-address=") {
+                    replaced += 1;
+                    format!("--metrics-bind-address={}", self.metrics)
+                } else if arg.starts_with("--health-probe-bind-address=") {
+                    replaced += 1;
+                    format!("--health-probe-bind-address={}", self.probes)
+                } else if arg.starts_with("--webhook-server-port=") {
+                    format!("--webhook-server-port={}", self.webhook.port())
+                } else {
+                    arg
+                }
+            })
+            .collect();
+        assert_eq!(
+            replaced, 2,
+            "the Deployment sets both listen addresses: {args:?}"
+        );
+        if args.iter().any(|a| a == "--webhook-enabled=true") {
+            args.push("--webhook-cert-extra-sans=127.0.0.1".into());
+        }
+        args
+    }
+}
+
+/// What the kubelet mounts at /var/run/secrets/kubernetes.io/serviceaccount: the operator
+/// ServiceAccount's token, the cluster CA and the namespace, readable by the image's user.
+fn mount_service_account(root: &Path, namespace: &str) {
+    let cp = crate::control_plane();
+    let dir = root.join("var/run/secrets/kubernetes.io/serviceaccount");
+    std::fs::create_dir_all(&dir).expect("the service account mount");
+    let token = cp
+        .operator_token()
+        .expect("the control plane has a token for the operator's ServiceAccount");
+    let ca = std::fs::read(cp.dir.join("pki/ca.crt")).expect("the cluster CA");
+    std::fs::write(dir.join("token"), token).expect("write the token");
+    std::fs::write(dir.join("ca.crt"), ca).expect("write the CA");
+    std::fs::write(dir.join("namespace"), namespace).expect("write the namespace");
+    // 0755 directories, 0644 files: the image's user (65532) must read them.
+    let mut path = dir.clone();
+    while path.starts_with(root) && path != root {
+        set_mode(&path, 0o755);
+        path.pop();
+    }
+    for file in ["token", "ca.crt", "namespace"] {
+        set_mode(&dir.join(file), 0o644);
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+}
+
+/// The apiserver's host and port, from the admin kubeconfig's `server:`.
+fn apiserver_address() -> (String, String) {
+    let kubeconfig =
+        std::fs::read_to_string(&crate::control_plane().kubeconfig).expect("the admin kubeconfig");
+    let server = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server:"))
+        .map(|s| s.trim().trim_start_matches("https://").to_string())
+        .expect("server: in the kubeconfig");
+    let (host, port) = server.rsplit_once(':').expect("host:port");
+    (host.to_string(), port.to_string())
+}
+
+/// `name`'s path on the test's PATH (the child's environment is cleared, PATH included, so
+/// the command must be named by its path).
+fn program(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("{name} is not installed (it runs the operator from the image)"))
+}
+
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect()
+}
+
 impl OperatorProcess {
     /// Starts the binary as `deployment`'s container, logging to `dir/operator.log`.
     /// `webhook` is where it should serve the admission webhook when the Deployment enables
@@ -73,56 +189,94 @@ impl OperatorProcess {
         dir: &Path,
         webhook: Option<SocketAddr>,
     ) -> OperatorProcess {
-        let (metrics, probes) = (free_address(), free_address());
-        let webhook_addr = webhook.unwrap_or_else(free_address);
-        let mut replaced = 0;
-        let mut args: Vec<String> = objects::args(deployment)
-            .into_iter()
-            .map(|arg| {
-                if arg.starts_with("--metrics-bind-address=") {
-                    replaced += 1;
-                    format!("--metrics-bind-address={metrics}")
-                } else if arg.starts_with("--health-probe-bind-address=") {
-                    replaced += 1;
-                    format!("--health-probe-bind-address={probes}")
-                } else if arg.starts_with("--webhook-server-port=") {
-                    format!("--webhook-server-port={}", webhook_addr.port())
-                } else {
-                    arg
-                }
-            })
-            .collect();
-        assert_eq!(
-            replaced, 2,
-            "the Deployment sets both listen addresses: {args:?}"
-        );
-        let webhook = args
-            .iter()
-            .any(|a| a == "--webhook-enabled=true")
-            .then_some(webhook_addr);
-        if webhook.is_some() {
-            args.push("--webhook-cert-extra-sans=127.0.0.1".into());
-        }
+        let ports = Ports::pick(webhook);
+        let args = ports.container_args(deployment);
         let pod_name = format!("tfjob-operator-{}", crate::unique_suffix());
-        let log = dir.join("operator.log");
-        let file = std::fs::File::create(&log).expect("the operator's log file");
-        let child = Command::new(crate::workspace_binary("tfjob-operator"))
+        let mut command = Command::new(crate::workspace_binary("tfjob-operator"));
+        command
             .args(&args)
             // Only what the pod would have: nothing from the test's own environment leaks in.
             .env_clear()
             .envs(env_of(deployment, &pod_name))
-            .env("KUBECONFIG", kubeconfig)
+            .env("KUBECONFIG", kubeconfig);
+        OperatorProcess::spawn(command, ports, &args, dir, pod_name)
+    }
+
+    /// Starts `deployment`'s container from the container image unpacked at `root`, the way a
+    /// kubelet would: the image's entrypoint (or the container's `command`) with the
+    /// container's args, the image's env plus the container's, as the image's user, with the
+    /// ServiceAccount's token and the cluster CA where the kubelet mounts them and
+    /// `KUBERNETES_SERVICE_HOST/PORT` set, so the operator finds its cluster in-cluster style.
+    /// Run with `chroot --userspec` (as root), else in an unprivileged user namespace.
+    pub fn start_in_image(
+        deployment: &Value,
+        image: &OciImage,
+        root: &Path,
+        dir: &Path,
+        webhook: Option<SocketAddr>,
+    ) -> OperatorProcess {
+        let ports = Ports::pick(webhook);
+        let args = ports.container_args(deployment);
+        let pod_name = format!("tfjob-operator-{}", crate::unique_suffix());
+        mount_service_account(root, &objects::namespace(deployment).to_string());
+        let (host, port) = apiserver_address();
+
+        let entrypoint: Vec<String> = match container(deployment)["command"].as_array() {
+            Some(command) => command
+                .iter()
+                .filter_map(|c| c.as_str().map(String::from))
+                .collect(),
+            None => strings(image.runtime("Entrypoint")),
+        };
+        assert!(!entrypoint.is_empty(), "the image has an entrypoint");
+        let user = image.runtime("User").as_str().unwrap_or("0:0").to_string();
+        let mut command = if running_as_root() {
+            let mut chroot = Command::new(program("chroot"));
+            chroot.arg(format!("--userspec={user}"));
+            chroot
+        } else {
+            let mut unshare = Command::new(program("unshare"));
+            unshare.args(["--user", "--map-root-user", "chroot"]);
+            unshare
+        };
+        command.arg(root).args(&entrypoint).args(&args).env_clear();
+        for pair in strings(image.runtime("Env")) {
+            if let Some((name, value)) = pair.split_once('=') {
+                command.env(name, value);
+            }
+        }
+        command
+            .envs(env_of(deployment, &pod_name))
+            .env("KUBERNETES_SERVICE_HOST", host)
+            .env("KUBERNETES_SERVICE_PORT", port);
+        OperatorProcess::spawn(command, ports, &args, dir, pod_name)
+    }
+
+    fn spawn(
+        mut command: Command,
+        ports: Ports,
+        args: &[String],
+        dir: &Path,
+        pod_name: String,
+    ) -> OperatorProcess {
+        let webhook = args
+            .iter()
+            .any(|a| a == "--webhook-enabled=true")
+            .then_some(ports.webhook);
+        let log = dir.join("operator.log");
+        let file = std::fs::File::create(&log).expect("the operator's log file");
+        let child = command
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file handle"))
             .stderr(file)
             .kill_on_drop(true)
             .spawn()
-            .expect("the operator binary starts");
+            .expect("the operator starts");
         OperatorProcess {
             child,
             log,
-            metrics,
-            probes,
+            metrics: ports.metrics,
+            probes: ports.probes,
             webhook,
             pod_name,
         }

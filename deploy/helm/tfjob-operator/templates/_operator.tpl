@@ -6,7 +6,11 @@ flags, so they check what the operator will do).
 
 {{/* The image reference. */}}
 {{- define "tfjob-operator.image" -}}
-"{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
+{{- $image := .Values.image -}}
+{{- $reference := printf "%s:%s" $image.repository ($image.tag | default .Chart.AppVersion) -}}
+{{- with $image.registry }}{{ $reference = printf "%s/%s" . $reference }}{{ end -}}
+{{- with $image.digest }}{{ $reference = printf "%s@%s" $reference . }}{{ end -}}
+{{ $reference | quote }}
 {{- end }}
 
 {{/* Flags as in the README's table; each also has a TFJOB_* variable. */}}

@@ -83,6 +83,9 @@ namespaces by name (the label Kubernetes 1.21+ puts on every namespace), else al
 {{- define "tfjob-operator.webhookNamespaceSelector" -}}
 {{- if .Values.webhook.namespaceSelector }}
 {{- toYaml .Values.webhook.namespaceSelector }}
+{{- else if eq (len .Values.namespaces) 1 }}
+matchLabels:
+  kubernetes.io/metadata.name: {{ first .Values.namespaces }}
 {{- else if .Values.namespaces }}
 matchExpressions:
   - key: kubernetes.io/metadata.name
