@@ -192,10 +192,262 @@ fn check_image(image: &OciImage, root: &std::path::Path) {
 }
 
 #[tokio::test]
-async fn kustomize_base_runs_the_seed_tfjob_with_only_its_rbac() {
+async fn kustomize_standalone_runs_the_seed_tfjob_with_only_its_rbac() {
     let _turn = ONE_INSTALL_AT_A_TIME.lock().await;
-    let objs = kustomize::build("deploy/kustomize/base");
-    install_and_run("kustomize", &objs, false, None).await;
+    let objs = kustomize::build("deploy/kustomize/overlays/standalone");
+    install_and_run("kustomize", &objs, true, None).await;
+}
+
+/// The chart's optional objects are accepted by a real apiserver (PodDisruptionBudget,
+/// NetworkPolicy, topology spread, extra objects; a ServiceMonitor and PrometheusRule asked for
+/// on a cluster without their CRDs are left out instead of failing the install), and the user
+/// roles do what they are for: through Kubernetes' own aggregation into `edit`, a user bound
+/// to `edit` in a namespace creates TFJobs there and cannot touch the operator's Lease.
+#[tokio::test]
+async fn chart_extras_apply_and_a_namespace_editor_can_run_tfjobs() {
+    let _turn = ONE_INSTALL_AT_A_TIME.lock().await;
+    // No operator runs here, so no webhook either (a configuration with failurePolicy Fail and
+    // nothing serving it would refuse every TFJob).
+    let values = json!({
+        "webhook": { "enabled": false },
+        "podDisruptionBudget": { "enabled": true },
+        "networkPolicy": { "enabled": true },
+        "topologySpreadConstraints": [{
+            "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway" }],
+        "serviceMonitor": { "enabled": true },
+        "prometheusRule": { "enabled": true },
+        "extraObjects": [{ "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": "{{ .Release.Name }}-extra", "namespace": "{{ .Release.Namespace }}" },
+            "data": { "a": "b" } }],
+    });
+    let objs = helm::render_with_crds(&values);
+    for kind in ["PodDisruptionBudget", "NetworkPolicy", "ConfigMap"] {
+        objects::one(&objs, kind);
+    }
+    assert!(
+        !objs
+            .iter()
+            .any(|o| matches!(objects::kind(o), "ServiceMonitor" | "PrometheusRule")),
+        "no Prometheus Operator objects without its CRDs"
+    );
+    let admin = support::client().await;
+    let installed = cluster::install(&admin, &objs, NAMESPACE).await;
+    let listed = kubectl(&[
+        "get",
+        "poddisruptionbudgets,networkpolicies,configmaps",
+        "-n",
+        NAMESPACE,
+        "-o",
+        "name",
+    ])
+    .await
+    .expect("kubectl get");
+    for name in [
+        "poddisruptionbudget.policy/tfjob-operator",
+        "networkpolicy.networking.k8s.io/tfjob-operator",
+        "configmap/tfjob-operator-extra",
+    ] {
+        assert!(
+            listed.lines().any(|l| l == name),
+            "{name} is stored:\n{listed}"
+        );
+    }
+
+    let ctx = TestContext::new("editor").await;
+    let ns = ctx.namespace.clone();
+    for (user, role) in [("alice", "edit"), ("bob", "view")] {
+        ctx.apply_yaml(&format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {user}-{role}\n\
+             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}\n\
+             subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]\n"
+        ))
+        .await;
+    }
+    // kube-controller-manager's clusterrole-aggregation controller copies the labelled rules
+    // into `edit` and `view` (and `admin`), as in any real cluster.
+    let question = format!("create tfjobs.kubeflow.org -n {ns}");
+    wait_for(
+        secs(30),
+        "the TFJob rules to be aggregated into `edit`",
+        || async {
+            match kubectl(&[
+                "auth",
+                "can-i",
+                "create",
+                "tfjobs.kubeflow.org",
+                "-n",
+                &ns,
+                "--as=alice",
+            ])
+            .await
+            {
+                Ok(answer) if answer.trim() == "yes" => Ok(()),
+                other => Err(format!("can-i {question} --as=alice: {other:?}")),
+            }
+        },
+    )
+    .await;
+    let kubeconfig = &control_plane().kubeconfig;
+    assert_access(
+        kubeconfig,
+        "alice",
+        &[
+            may(format!("create tfjobs.kubeflow.org -n {ns}")),
+            may(format!("delete tfjobs.kubeflow.org -n {ns}")),
+            may(format!(
+                "get tfjobs.kubeflow.org --subresource=status -n {ns}"
+            )),
+            may_not(format!(
+                "patch tfjobs.kubeflow.org --subresource=status -n {ns}"
+            )),
+            may_not("create tfjobs.kubeflow.org -n default"),
+            may_not(format!(
+                "get leases.coordination.k8s.io/{LEASE} -n {NAMESPACE}"
+            )),
+            may_not(format!(
+                "update leases.coordination.k8s.io/{LEASE} -n {NAMESPACE}"
+            )),
+        ],
+    )
+    .await;
+    assert_access(
+        kubeconfig,
+        "bob",
+        &[
+            may(format!("list tfjobs.kubeflow.org -n {ns}")),
+            may(format!("watch tfjobs.kubeflow.org -n {ns}")),
+            may_not(format!("create tfjobs.kubeflow.org -n {ns}")),
+            may_not(format!("delete tfjobs.kubeflow.org -n {ns}")),
+        ],
+    )
+    .await;
+    // A real create, as alice.
+    let seed = repo_path("examples/tfjob-seed.yaml");
+    let created = kubectl(&[
+        "create",
+        "--validate=false",
+        "-n",
+        &ns,
+        "--as=alice",
+        "-f",
+        &seed.display().to_string(),
+    ])
+    .await;
+    assert!(
+        created
+            .as_deref()
+            .is_ok_and(|out| out.contains("tfjob.kubeflow.org/tfjob-test created")),
+        "alice creates the seed TFJob: {created:?}"
+    );
+    installed.uninstall(&admin).await;
+    ctx.teardown().await;
+}
+
+/// `kubectl delete -k` of the Kubeflow-style install removes the operator and leaves the
+/// `kubeflow` namespace and what else lives there.
+#[tokio::test]
+async fn deleting_the_kubeflow_overlay_leaves_the_kubeflow_namespace() {
+    let _turn = ONE_INSTALL_AT_A_TIME.lock().await;
+    let admin = support::client().await;
+    let objs = kustomize::build("deploy/kustomize/overlays/kubeflow");
+    // Kubeflow's namespace, with something of Kubeflow's in it.
+    let _ = kubectl(&["create", "namespace", "kubeflow"]).await;
+    kubectl(&[
+        "create",
+        "configmap",
+        "pipeline-install-config",
+        "-n",
+        "kubeflow",
+        "--from-literal=a=b",
+    ])
+    .await
+    .expect("a Kubeflow object");
+    let installed = cluster::install(&admin, &objs, "kubeflow").await;
+    let deployment = kubectl(&[
+        "get",
+        "deployment",
+        "tfjob-operator",
+        "-n",
+        "kubeflow",
+        "-o",
+        "name",
+    ])
+    .await;
+    assert_eq!(
+        deployment.as_deref().map(str::trim),
+        Ok("deployment.apps/tfjob-operator")
+    );
+
+    let overlay = repo_path("deploy/kustomize/overlays/kubeflow");
+    let deleted = kubectl(&[
+        "delete",
+        "-k",
+        &overlay.display().to_string(),
+        "--wait=false",
+    ])
+    .await;
+    assert!(deleted.is_ok(), "kubectl delete -k: {deleted:?}");
+    let namespace = kubectl(&[
+        "get",
+        "namespace",
+        "kubeflow",
+        "-o",
+        "jsonpath={.status.phase}",
+    ])
+    .await;
+    assert_eq!(
+        namespace.as_deref(),
+        Ok("Active"),
+        "the kubeflow namespace stays"
+    );
+    let kept = kubectl(&[
+        "get",
+        "configmap",
+        "pipeline-install-config",
+        "-n",
+        "kubeflow",
+        "-o",
+        "name",
+    ])
+    .await;
+    assert!(kept.is_ok(), "Kubeflow's objects stay: {kept:?}");
+    let gone = kubectl(&["get", "deployment", "tfjob-operator", "-n", "kubeflow"]).await;
+    assert!(gone.is_err(), "the operator is gone: {gone:?}");
+
+    // The CRD went with the overlay: wait until it is gone, then put it back for the tests
+    // that follow in this process.
+    wait_for(secs(60), "the TFJob CRD to be deleted", || async {
+        match kubectl(&["get", "crd", "tfjobs.kubeflow.org"]).await {
+            Err(e) if e.contains("NotFound") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let crd = objects::one(&objs, "CustomResourceDefinition");
+    support::install_crd(
+        &admin,
+        &serde_json::from_value(crd.clone()).expect("the CRD"),
+    )
+    .await;
+    installed.uninstall(&admin).await;
+    let _ = kubectl(&["delete", "namespace", "kubeflow", "--wait=false"]).await;
+}
+
+/// `kubectl ARGS` as the control plane's admin: Ok(stdout) or Err(stderr).
+async fn kubectl(args: &[&str]) -> Result<String, String> {
+    let output = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&control_plane().kubeconfig)
+        .args(args)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run kubectl ({e}); install kubectl"));
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
 }
 
 /// Installs `objs`, runs the operator as their Deployment (the workspace binary with a
