@@ -103,8 +103,7 @@ fn same_as_the_dockerfile(image: &OciImage, files: &[String]) {
 /// The image's config and contents: what the chart and a kubelet rely on, and nothing more.
 fn check_image(image: &OciImage, root: &std::path::Path) {
     eprintln!(
-        "image: {}:{} is {:.1} MiB compressed ({} layers)",
-        "tfjob-operator",
+        "image: tfjob-operator:{} is {:.1} MiB compressed ({} layers)",
         image.tag,
         image.compressed_size() as f64 / 1_048_576.0,
         image.layers().len()

@@ -44,7 +44,7 @@ use self::backoff_gate::BackoffGate;
 use self::context::{Context, PriorityClasses};
 use self::index::{ChildFacts, ChildIndex};
 use self::reconciler::{Object, error_policy, reconcile};
-use crate::ops::{Metrics, Readiness};
+use crate::ops::{JobSample, Metrics, Readiness};
 use tfjob_core::api::naming::operator_selector;
 use tfjob_core::plan::PlanConfig;
 use tfjob_core::plan::conditions;
@@ -437,7 +437,7 @@ fn tokio_stream_of<T: Send + 'static>(
 }
 
 /// `(namespace, state)` of every cached job for the jobs-per-state gauge.
-fn job_states(stores: Vec<Store<Object>>) -> impl Fn() -> Vec<(String, String)> + Send + Sync {
+fn job_states(stores: Vec<Store<Object>>) -> impl Fn() -> Vec<JobSample> + Send + Sync {
     move || {
         stores
             .iter()
@@ -453,7 +453,16 @@ fn job_states(stores: Vec<Store<Object>>) -> impl Fn() -> Vec<(String, String)> 
                         .unwrap_or_else(|| "Pending".into()),
                     Err(_) => conditions::FAILED.into(),
                 };
-                (object.namespace().unwrap_or_default(), state)
+                // Not running yet: waiting since the job was created.
+                let waiting_since = matches!(state.as_str(), "Pending" | conditions::CREATED)
+                    .then(|| object.creation_timestamp())
+                    .flatten()
+                    .map(|t| t.0.as_millisecond() as f64 / 1000.0);
+                JobSample {
+                    namespace: object.namespace().unwrap_or_default(),
+                    state,
+                    waiting_since,
+                }
             })
             .collect()
     }

@@ -18,6 +18,6 @@ pub mod telemetry;
 pub use client::{ClientError, RateLimit, build_client};
 pub use leader::{LeaderElection, LeaderError, LeaderHandle, LeaseTimings, default_identity};
 pub use liveness::Liveness;
-pub use metrics::{JobStateSource, Metrics, MetricsError, ReconcileTimer};
+pub use metrics::{JobSample, JobStateSource, Metrics, MetricsError, ReconcileTimer};
 pub use server::{LeaderState, OpsServer, Readiness, ServerError};
 pub use telemetry::{LogFormat, TelemetryError};

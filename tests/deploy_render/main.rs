@@ -3,6 +3,7 @@
 //! RBAC, the restricted pod, flags the operator accepts, monitoring on real metric names, the
 //! values schema, chart ↔ kustomize equality, the CRD copies, and the Dockerfile. No cluster.
 
+mod alerts;
 mod chart;
 mod chart_values;
 mod deployment;

@@ -23,7 +23,13 @@ fn operator_metric_names() -> BTreeSet<String> {
     metrics.set_lease_status("tfjob-operator.kubeflow.org", true);
     metrics.rest_request("127.0.0.1:6443", "GET", Some(200));
     metrics.reconcile_queued("ns/job");
-    metrics.set_job_state_source(|| vec![("ns".to_string(), "Running".to_string())]);
+    metrics.set_job_state_source(|| {
+        vec![tfjob_operator::ops::JobSample {
+            namespace: "ns".into(),
+            state: "Created".into(),
+            waiting_since: Some(0.0),
+        }]
+    });
     let text = metrics.encode().expect("metrics encode");
     let mut names = BTreeSet::new();
     for line in text.lines() {
@@ -82,7 +88,7 @@ fn monitoring_objects_use_the_operators_metric_names() {
     );
     assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
 
-    // PrometheusRule: the four alerts, on metrics that exist.
+    // PrometheusRule: the seven alerts, on metrics that exist.
     let rule = one(&objs, "PrometheusRule");
     let alerts = rule["spec"]["groups"][0]["rules"]
         .as_array()
@@ -92,9 +98,12 @@ fn monitoring_objects_use_the_operators_metric_names() {
         names,
         [
             "TFJobOperatorDown",
+            "TFJobOperatorNoLeader",
             "TFJobOperatorReconcileErrors",
+            "TFJobOperatorAPIErrors",
+            "TFJobOperatorAPIThrottled",
             "TFJobsFailing",
-            "TFJobsStuckPending"
+            "TFJobsStuckPending",
         ]
     );
     let selector = r#"namespace="tfjob-system",service="tfjob-operator-metrics""#;
@@ -115,30 +124,22 @@ fn monitoring_objects_use_the_operators_metric_names() {
         assert!(alert["annotations"]["description"].is_string());
         assert!(alert["labels"]["severity"].is_string());
     }
-    assert!(
-        alerts[0]["expr"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("absent(up{")
-    );
-    assert!(
-        alerts[1]["expr"]
-            .as_str()
-            .unwrap_or("")
-            .contains("tfjob_operator_reconcile_errors_total")
-    );
-    assert!(
-        alerts[2]["expr"]
-            .as_str()
-            .unwrap_or("")
-            .contains("training_operator_jobs_failed_total")
-    );
-    assert!(
-        alerts[3]["expr"]
-            .as_str()
-            .unwrap_or("")
-            .contains(r#"state=~"Pending|Created""#)
-    );
+    for (alert, expr) in alerts.iter().zip([
+        "absent(up{",
+        "tfjob_operator_is_leader",
+        "tfjob_operator_reconcile_errors_total",
+        r#"code=~"5..|error""#,
+        r#"code="429""#,
+        "training_operator_jobs_failed_total",
+        "tfjob_operator_oldest_waiting_job_seconds",
+    ]) {
+        assert!(
+            alert["expr"].as_str().unwrap_or("").contains(expr),
+            "{}: {}",
+            alert["alert"],
+            alert["expr"]
+        );
+    }
 
     // The dashboard: valid JSON whose every query uses existing metrics.
     let config_map = one(&objs, "ConfigMap");

@@ -24,8 +24,8 @@ use std::{
 pub use compat::{Progress, ReconcileResult};
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
     core::{Collector, Desc},
     proto::MetricFamily,
 };
@@ -40,21 +40,31 @@ const RECONCILE_BUCKETS: &[f64] = &[
     1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Supplies, at scrape time, one `(namespace, state)` pair per TFJob the operator knows, where
-/// state is the type of the job's last condition, or `Pending` when it has none.
+/// One TFJob as the job gauges see it at scrape time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSample {
+    pub namespace: String,
+    /// The type of the job's last condition, or `Pending` when it has none.
+    pub state: String,
+    /// Since when (Unix seconds) the job has been waiting for its pods to run: set for jobs not
+    /// yet Running (`Pending`, `Created`), from their creation time.
+    pub waiting_since: Option<f64>,
+}
+
+/// Supplies, at scrape time, one [`JobSample`] per TFJob the operator knows.
 ///
-/// Implemented for any `Fn() -> Vec<(String, String)> + Send + Sync`, typically a closure over the
+/// Implemented for any `Fn() -> Vec<JobSample> + Send + Sync`, typically a closure over the
 /// reflector store. It runs on the scrape path, so it must be cheap and must not block.
 pub trait JobStateSource: Send + Sync {
-    /// The current jobs as `(namespace, state)` pairs.
-    fn job_states(&self) -> Vec<(String, String)>;
+    /// The current jobs.
+    fn job_states(&self) -> Vec<JobSample>;
 }
 
 impl<F> JobStateSource for F
 where
-    F: Fn() -> Vec<(String, String)> + Send + Sync,
+    F: Fn() -> Vec<JobSample> + Send + Sync,
 {
-    fn job_states(&self) -> Vec<(String, String)> {
+    fn job_states(&self) -> Vec<JobSample> {
         self()
     }
 }
@@ -233,6 +243,22 @@ impl Metrics {
                 &["job_namespace", "state"],
             )
             .map_err(MetricsError::Register)?,
+            oldest_waiting: GaugeVec::new(
+                Opts::new(
+                    "tfjob_operator_oldest_waiting_job_seconds",
+                    "Age of the oldest TFJob per namespace whose pods are not all running yet \
+                     (state Pending or Created); no series for a namespace without one",
+                ),
+                &["job_namespace"],
+            )
+            .map_err(MetricsError::Register)?,
+            job_counters: [
+                inner.jobs_created.clone(),
+                inner.jobs_deleted.clone(),
+                inner.jobs_successful.clone(),
+                inner.jobs_failed.clone(),
+                inner.jobs_restarted.clone(),
+            ],
             source: Arc::clone(&inner.job_state_source),
             scrape: Mutex::new(()),
         };
@@ -474,6 +500,11 @@ fn register<C: Collector + Clone + 'static>(
 /// no longer have jobs disappear instead of freezing at their last value.
 struct JobStateCollector {
     gauge: IntGaugeVec,
+    oldest_waiting: GaugeVec,
+    /// Upstream's job counters: a namespace's series are exported at 0 from the first scrape
+    /// that sees one of its jobs, so that `increase()` (and the TFJobsFailing alert) sees the
+    /// namespace's first failure, which a series born at 1 would hide.
+    job_counters: [IntCounterVec; 5],
     source: Arc<RwLock<Option<Arc<dyn JobStateSource>>>>,
     /// Serialises scrapes: the reset-then-fill of the shared gauge must not interleave.
     scrape: Mutex<()>,
@@ -481,7 +512,9 @@ struct JobStateCollector {
 
 impl Collector for JobStateCollector {
     fn desc(&self) -> Vec<&Desc> {
-        self.gauge.desc()
+        let mut descs = self.gauge.desc();
+        descs.extend(self.oldest_waiting.desc());
+        descs
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
@@ -492,18 +525,37 @@ impl Collector for JobStateCollector {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         self.gauge.reset();
+        self.oldest_waiting.reset();
         if let Some(source) = source {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
             let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
-            for key in source.job_states() {
-                *counts.entry(key).or_default() += 1;
+            let mut oldest: BTreeMap<String, f64> = BTreeMap::new();
+            for job in source.job_states() {
+                if let Some(since) = job.waiting_since {
+                    let entry = oldest.entry(job.namespace.clone()).or_insert(since);
+                    *entry = entry.min(since);
+                }
+                *counts.entry((job.namespace, job.state)).or_default() += 1;
             }
-            for ((namespace, state), count) in counts {
+            for ((namespace, state), count) in &counts {
                 self.gauge
                     .with_label_values(&[namespace.as_str(), state.as_str()])
-                    .set(count);
+                    .set(*count);
+                for counter in &self.job_counters {
+                    counter.with_label_values(&[namespace.as_str(), FRAMEWORK]);
+                }
+            }
+            for (namespace, since) in oldest {
+                self.oldest_waiting
+                    .with_label_values(&[namespace.as_str()])
+                    .set((now - since).max(0.0));
             }
         }
-        self.gauge.collect()
+        let mut families = self.gauge.collect();
+        families.extend(self.oldest_waiting.collect());
+        families
     }
 }
 

@@ -200,10 +200,10 @@ fn job_state_gauge_is_computed_at_scrape_time_and_reset() {
     );
 
     let jobs = Arc::new(Mutex::new(vec![
-        ("a".to_string(), "Running".to_string()),
-        ("a".to_string(), "Running".to_string()),
-        ("a".to_string(), "Pending".to_string()),
-        ("b".to_string(), "Succeeded".to_string()),
+        sample("a", "Running", None),
+        sample("a", "Running", None),
+        sample("a", "Pending", Some(600.0)),
+        sample("b", "Succeeded", None),
     ]));
     let calls = Arc::new(AtomicUsize::new(0));
     let (source_jobs, source_calls) = (Arc::clone(&jobs), Arc::clone(&calls));
@@ -223,14 +223,71 @@ fn job_state_gauge_is_computed_at_scrape_time_and_reset() {
     );
     assert!(text.contains("# TYPE tfjob_operator_jobs gauge"));
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // The oldest waiting job's age: namespace a's Pending job, created 600 s ago.
+    let oldest = samples(&text, "tfjob_operator_oldest_waiting_job_seconds");
+    assert_eq!(oldest.len(), 1, "{oldest:?}");
+    let age: f64 = oldest[0]
+        .strip_prefix("tfjob_operator_oldest_waiting_job_seconds{job_namespace=\"a\"} ")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{oldest:?}"));
+    assert!((599.0..700.0).contains(&age), "{age}");
 
     // Namespace b's job is gone and a's jobs moved on: stale series must vanish.
-    *jobs.lock().expect("jobs") = vec![("a".to_string(), "Succeeded".to_string())];
+    *jobs.lock().expect("jobs") = vec![sample("a", "Succeeded", None)];
     assert_eq!(
         samples(&encode(&m), "tfjob_operator_jobs"),
         ["tfjob_operator_jobs{job_namespace=\"a\",state=\"Succeeded\"} 1"]
     );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert!(
+        samples(&encode(&m), "tfjob_operator_oldest_waiting_job_seconds").is_empty(),
+        "no series once nothing waits"
+    );
+}
+
+/// A namespace's job counters exist at 0 from the first scrape that sees one of its jobs, so
+/// that its first failure is an increase (a series born at 1 shows none).
+#[test]
+fn job_counters_start_at_zero_for_every_namespace_with_jobs() {
+    let m = metrics();
+    m.set_job_state_source(|| vec![sample("team-a", "Created", None)]);
+    let _ = encode(&m);
+    let text = encode(&m);
+    for name in [
+        "training_operator_jobs_failed_total",
+        "training_operator_jobs_successful_total",
+        "training_operator_jobs_restarted_total",
+        "training_operator_jobs_created_total",
+        "training_operator_jobs_deleted_total",
+    ] {
+        assert_eq!(
+            samples(&text, name),
+            [format!(
+                "{name}{{framework=\"tensorflow\",job_namespace=\"team-a\"}} 0"
+            )],
+            "{name}"
+        );
+    }
+    m.job_failed("team-a");
+    assert_eq!(
+        samples(&encode(&m), "training_operator_jobs_failed_total"),
+        [
+            "training_operator_jobs_failed_total{framework=\"tensorflow\",job_namespace=\"team-a\"} 1"
+        ]
+    );
+}
+
+/// A job as the scrape-time source reports it; `waiting_for` seconds before now, when waiting.
+fn sample(namespace: &str, state: &str, waiting_for: Option<f64>) -> JobSample {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64();
+    JobSample {
+        namespace: namespace.into(),
+        state: state.into(),
+        waiting_since: waiting_for.map(|ago| now - ago),
+    }
 }
 
 #[test]

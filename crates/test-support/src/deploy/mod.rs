@@ -12,6 +12,7 @@ pub mod image;
 pub mod kustomize;
 pub mod objects;
 pub mod process;
+pub mod prometheus;
 
 use std::path::PathBuf;
 

@@ -218,7 +218,7 @@ impl OperatorProcess {
         let ports = Ports::pick(webhook);
         let args = ports.container_args(deployment);
         let pod_name = format!("tfjob-operator-{}", crate::unique_suffix());
-        mount_service_account(root, &objects::namespace(deployment).to_string());
+        mount_service_account(root, objects::namespace(deployment));
         let (host, port) = apiserver_address();
 
         let entrypoint: Vec<String> = match container(deployment)["command"].as_array() {
@@ -357,9 +357,36 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), Str
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| format!("not an HTTP response: {response}"))?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .replace(' ', "")
+            .starts_with("transfer-encoding:chunked")
+    });
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.to_string()
+    };
     Ok((code, body))
+}
+
+/// The payload of a `Transfer-Encoding: chunked` body (what servers send for large answers).
+fn dechunk(mut body: &str) -> Result<String, String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body
+            .split_once("\r\n")
+            .ok_or_else(|| format!("a chunk size line: {body:.80}"))?;
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|e| format!("chunk size {size:?}: {e}"))?;
+        if size == 0 {
+            return Ok(out);
+        }
+        let chunk = rest
+            .get(..size)
+            .ok_or_else(|| format!("a chunk of {size} bytes, {} left", rest.len()))?;
+        out.push_str(chunk);
+        body = rest[size..].strip_prefix("\r\n").unwrap_or(&rest[size..]);
+    }
 }

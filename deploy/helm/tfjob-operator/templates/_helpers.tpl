@@ -116,3 +116,9 @@ PriorityClasses (list, watch) to order replica types for a PodGroup's minResourc
   verbs: [get]
 {{- end }}
 {{- end }}
+
+{{/* A one-unit duration (30s, 5m, 2h, 1d) in seconds, for alert thresholds. */}}
+{{- define "tfjob-operator.seconds" -}}
+{{- $scale := dict "s" 1 "m" 60 "h" 3600 "d" 86400 -}}
+{{- mul (regexFind "^[0-9]+" . | int) (get $scale (regexFind "[smhd]$" .)) -}}
+{{- end }}
