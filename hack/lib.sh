@@ -50,3 +50,24 @@ require_cmd() {
     local cmd=$1 hint=${2:-}
     command -v "$cmd" >/dev/null 2>&1 || die "required command '$cmd' not found." ${hint:+"$hint"}
 }
+
+# debian_unpack DEST PACKAGE... — downloads Debian packages (apt-get download, the candidate
+# versions of the host's apt sources) and unpacks them into DEST with dpkg-deb -x: never
+# installed, no maintainer scripts. For tools the tests need but the machine does not have.
+debian_unpack() {
+    local dest=$1 work deb
+    shift
+    require_cmd apt-get "this needs Debian's apt (Debian 12); install the tools it fetches by hand otherwise."
+    require_cmd dpkg-deb "this needs dpkg-deb (Debian 12)."
+    work=$(mktemp -d)
+    log "downloading $* (apt-get download)"
+    if ! (cd "$work" && apt-get download -q "$@" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2); then
+        rm -rf "$work"
+        die "apt-get download $* failed." "Check access to the Debian mirror (apt-get update) and run this again."
+    fi
+    mkdir -p "$dest"
+    for deb in "$work"/*.deb; do
+        dpkg-deb -x "$deb" "$dest"
+    done
+    rm -rf "$work"
+}

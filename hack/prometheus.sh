@@ -22,18 +22,10 @@ if [[ -x $DIR/bin/prometheus && -x $DIR/bin/promtool ]]; then
     exit 0
 fi
 
-for cmd in apt-get dpkg-deb; do
-    require_cmd "$cmd" "this script unpacks Debian's prometheus package; run it on Debian (12)."
-done
 started=$(now_ms)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-log "downloading Debian's prometheus package (apt-get download, ~19 MB)"
-(cd "$work" && apt-get download -q prometheus 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2) ||
-    die "apt-get download prometheus failed." "Check access to the Debian mirror (apt-get update) and run this again."
-deb=$(find "$work" -maxdepth 1 -name 'prometheus_*.deb' -print -quit)
-[[ -n $deb ]] || die "apt-get download left no prometheus .deb in $work."
-dpkg-deb -x "$deb" "$work/root"
+debian_unpack "$work/root" prometheus
 rm -rf "$DIR"
 mkdir -p "$DIR/bin"
 mv "$work/root/usr/bin/prometheus" "$work/root/usr/bin/promtool" "$DIR/bin/"

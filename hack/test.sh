@@ -28,6 +28,9 @@ hack/sdk-venv.sh >/dev/null
 step "Prometheus and promtool for the alert and dashboard tests (hack/prometheus.sh)"
 hack/prometheus.sh >/dev/null
 
+step "skopeo, to check the container image (hack/skopeo.sh)"
+hack/skopeo.sh >/dev/null
+
 step "cargo-deny (licences, bans, sources of every dependency; see deny.toml)"
 # Built from crates.io once into the cache (about 7 CPU-minutes, ~4 minutes on an idle 2-core
 # machine), then reused. Advisories need the RustSec database from GitHub, which is not

@@ -50,6 +50,7 @@ async fn container_image_runs_the_seed_tfjob() {
     let _turn = ONE_INSTALL_AT_A_TIME.lock().await;
     let image = OciImage::build();
     image.verify_digests();
+    read_by_skopeo(&image);
     let root = work_dir("image").join("rootfs");
     image.unpack(&root);
     check_image(&image, &root);
@@ -98,6 +99,34 @@ fn same_as_the_dockerfile(image: &OciImage, files: &[String]) {
             "the image has the Dockerfile's label {label}"
         );
     }
+}
+
+/// A real image tool reads both outputs of hack/image.sh and copies the image the way the
+/// README's push command does (to a local OCI archive instead of a registry).
+fn read_by_skopeo(image: &OciImage) {
+    let layout = format!("oci:{}:{}", image.layout.display(), image.tag);
+    let config: Value =
+        serde_json::from_str(&image::skopeo(&["inspect", "--config", &layout])).expect("JSON");
+    assert_eq!(
+        &config, &image.config,
+        "skopeo reads the same config from the layout"
+    );
+    let archive = image.layout.with_file_name("tfjob-operator.tar");
+    let from_archive: Value = serde_json::from_str(&image::skopeo(&[
+        "inspect",
+        "--config",
+        &format!("docker-archive:{}", archive.display()),
+    ]))
+    .expect("JSON");
+    assert_eq!(
+        from_archive["config"], image.config["config"],
+        "the docker-load archive holds the same image"
+    );
+    let copy = image.layout.with_file_name("copy.tar");
+    let _ = std::fs::remove_file(&copy);
+    image::skopeo(&["copy", &layout, &format!("oci-archive:{}", copy.display())]);
+    assert!(copy.is_file(), "skopeo copy wrote {}", copy.display());
+    let _ = std::fs::remove_file(&copy);
 }
 
 /// The image's config and contents: what the chart and a kubelet rely on, and nothing more.

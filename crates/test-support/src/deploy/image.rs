@@ -129,6 +129,34 @@ impl OciImage {
     }
 }
 
+/// `skopeo ARGS` (unpacked by hack/skopeo.sh): its stdout; panics with its stderr on failure.
+pub fn skopeo(args: &[&str]) -> String {
+    let cache = std::env::var_os("TFJOB_CACHE_DIR")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/tfjob-operator"))
+        })
+        .expect("HOME or TFJOB_CACHE_DIR must be set to find skopeo");
+    let wrapper = cache.join("skopeo/bin/skopeo");
+    assert!(
+        wrapper.is_file(),
+        "skopeo is not installed: {} is missing.\nInstall it (about 5 s, cached) with:\n    \
+         hack/skopeo.sh\n(hack/test.sh does this).",
+        wrapper.display()
+    );
+    let output = Command::new(&wrapper)
+        .args(args)
+        .output()
+        .expect("skopeo runs");
+    assert!(
+        output.status.success(),
+        "skopeo {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// Every path in `root` (relative), for content checks.
 pub fn files_under(root: &Path) -> Vec<String> {
     let mut found = Vec::new();
