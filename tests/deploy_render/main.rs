@@ -8,6 +8,7 @@ mod chart;
 mod chart_values;
 mod deployment;
 mod dockerfile;
+mod docs;
 mod kustomize_trees;
 mod monitoring;
 mod preflight;

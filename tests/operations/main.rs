@@ -1,6 +1,6 @@
 //! The operations layer on the real control plane, through the real `tfjob-operator` binary run
 //! as a child process: paged initial list, re-list after 410 Gone, namespace and label-selector
-//! scoping, leader election and hand-over, every metric of the README scraped over HTTP,
+//! scoping, leader election and hand-over, every metric of docs/metrics.md scraped over HTTP,
 //! `/readyz` and `/healthz`, SIGTERM, and the JSON log format.
 //!
 //! Each test has its own namespace(s) and scopes its operators to them, so the tests of this file

@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// A scripted lifecycle, then every metric of the README's table scraped over HTTP from the
+/// A scripted lifecycle, then every metric of docs/metrics.md's table scraped over HTTP from the
 /// running binary with its exact value: one job succeeds, one fails, one restarts once (exit
 /// code 137 under `ExitCode`), one succeeds and is deleted by its TTL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,7 +285,7 @@ async fn every_metric_has_the_right_value_after_a_scripted_lifecycle() {
 
 /// `--log-format json --log-level tfjob_operator=debug`: one flat JSON object per line; lines of
 /// a reconcile carry the job's `namespace` and `name`; a failed reconcile is a warning naming
-/// the job, the error and the retry delay (README, "Reading the logs").
+/// the job, the error and the retry delay (docs/operations.md, "Reading the logs").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_namespace_and_name_on_reconcile_lines() {
     let _shared = EXCLUSIVE.read().await;

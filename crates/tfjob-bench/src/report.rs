@@ -346,7 +346,7 @@ impl Report {
         self.targets = targets;
     }
 
-    /// The results as a Markdown table (what the README shows).
+    /// The results as a Markdown table (what docs/performance.md shows).
     pub fn table(&self) -> String {
         let mut out = String::new();
         let m = &self.machine;

@@ -13,7 +13,7 @@ flags, so they check what the operator will do).
 {{ $reference | quote }}
 {{- end }}
 
-{{/* Flags as in the README's table; each also has a TFJOB_* variable. */}}
+{{/* Flags as in docs/configuration.md; each also has a TFJOB_* variable. */}}
 {{- define "tfjob-operator.args" -}}
 - --metrics-bind-address=:{{ .Values.metrics.port }}
 - --health-probe-bind-address=:{{ .Values.healthProbe.port }}
