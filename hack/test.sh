@@ -18,6 +18,9 @@ require_cmd cargo "install the Rust toolchain (https://rustup.rs) and run this a
 step "Kubernetes binaries for the local control plane"
 hack/control-plane.sh install
 
+step "the CRD-only Kubernetes 1.36 apiserver for tests/crd_current.rs (hack/crd-apiserver.sh; ~6 minutes once)"
+hack/crd-apiserver.sh install
+
 step "Helm and kustomize for the deploy/ tests (hack/helm/venv.sh; kubectl kustomize)"
 hack/helm/venv.sh >/dev/null
 require_cmd kubectl "install kubectl 1.27 or newer (its embedded kustomize builds deploy/kustomize) and run this again."

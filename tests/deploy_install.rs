@@ -459,7 +459,7 @@ async fn deleting_the_kubeflow_overlay_leaves_the_kubeflow_namespace() {
     )
     .await;
     installed.uninstall(&admin).await;
-    let _ = kubectl(&["delete", "namespace", "kubeflow", "--wait=false"]).await;
+    // The `kubeflow` namespace stays, as it would in a cluster (other tests apply into it).
 }
 
 /// `kubectl ARGS` as the control plane's admin: Ok(stdout) or Err(stderr).
@@ -764,6 +764,9 @@ fn work_dir(how: &str) -> PathBuf {
 /// the monitoring objects against stand-ins of the Prometheus Operator's CRDs).
 #[tokio::test]
 async fn every_kustomize_overlay_and_component_combination_applies() {
+    // The TFJob CRD and the `kubeflow` namespace must not be deleted meanwhile (the kubeflow
+    // overlay's test deletes the CRD).
+    let _turn = ONE_INSTALL_AT_A_TIME.lock().await;
     let monitoring_crds = repo_path("tests/fixtures/monitoring-crds.yaml");
     kubectl(&["apply", "-f", &monitoring_crds.display().to_string()])
         .await

@@ -21,8 +21,10 @@
 //!   the only provider compiled in, so rustls installs it by itself on first use.
 
 pub mod audit;
+pub mod bad_input;
 pub mod binary;
 pub mod control_plane;
+pub mod crd_apiserver;
 pub mod deploy;
 pub mod etcd;
 pub mod operator;

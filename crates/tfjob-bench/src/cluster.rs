@@ -58,6 +58,34 @@ impl ControlPlane {
         })
     }
 
+    /// Starts the CRD-only 1.36 apiserver of `hack/crd-apiserver.sh` (no audit log: it serves
+    /// custom resources only); it also stops when this process exits.
+    pub fn start_crd_apiserver(script: &Path) -> anyhow::Result<ControlPlane> {
+        let output = Command::new(script)
+            .args(["start", "--owner-pid", &std::process::id().to_string()])
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("cannot run {}", script.display()))?;
+        if !output.status.success() {
+            bail!(
+                "{} start failed ({}); build it first with `{} install`",
+                script.display(),
+                output.status,
+                script.display()
+            );
+        }
+        let dir = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .last()
+            .map(PathBuf::from)
+            .context("crd-apiserver.sh start printed no directory")?;
+        Ok(ControlPlane {
+            dir,
+            script: script.to_path_buf(),
+            owned: true,
+        })
+    }
+
     /// Uses a control plane started elsewhere (`--control-plane DIR`); it is left running.
     pub fn reuse(script: &Path, dir: &Path) -> ControlPlane {
         ControlPlane {

@@ -52,7 +52,7 @@ pub async fn run(run: &mut Run) -> anyhow::Result<Vec<RequestCost>> {
     }});
     let tfjob_api: Api<TFJob> = api(run);
 
-    let costs = vec![
+    let mut costs = vec![
         measure(run, "create pod", n, run.create_all(&api(run), pods)).await,
         measure(
             run,
@@ -85,7 +85,74 @@ pub async fn run(run: &mut Run) -> anyhow::Result<Vec<RequestCost>> {
         )
         .await,
     ];
+    costs.extend(on_current_kubernetes(run, n, &status).await?);
     Ok(costs)
+}
+
+/// The TFJob rows again on the CRD-only Kubernetes 1.36.4 apiserver of
+/// `hack/crd-apiserver.sh` (upstream's apiextensions apiserver: the code kube-apiserver serves
+/// custom resources with, without its authentication, authorization and admission round trips),
+/// so that the cost of a TFJob write is known for a current apiserver and not only for 1.20.
+async fn on_current_kubernetes(
+    run: &Run,
+    n: usize,
+    status: &serde_json::Value,
+) -> anyhow::Result<Vec<RequestCost>> {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hack/crd-apiserver.sh");
+    let server = crate::cluster::ControlPlane::start_crd_apiserver(&script)?;
+    let client = server.client().await?;
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    crds.patch(
+        "tfjobs.kubeflow.org",
+        &PatchParams::apply("tfjob-bench").force(),
+        &Patch::Apply(tfjob_core::api::crd::tfjob_crd()),
+    )
+    .await?;
+    let jobs: Api<TFJob> = Api::namespaced(client, NAMESPACE);
+    // Served once the CRD is Established: retry the first list until it answers.
+    for _ in 0..100 {
+        if jobs.list(&Default::default()).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let names: Vec<String> = (0..n).map(|i| workload::name("cost", i)).collect();
+    let tfjobs = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| workload::tfjob(NAMESPACE, name, i, run.sizes.replicas))
+        .collect();
+    let pids = (server.pid("apiserver"), server.pid("etcd"));
+    let rows = vec![
+        measure_pids(
+            pids,
+            "create TFJob (1.36.4 CRD apiserver)",
+            n,
+            run.create_all(&jobs, tfjobs),
+        )
+        .await,
+        measure_pids(
+            pids,
+            "patch TFJob status (1.36.4 CRD apiserver)",
+            n,
+            async {
+                futures::stream::iter(&names)
+                    .map(|name| async {
+                        jobs.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+                            .await
+                    })
+                    .buffer_unordered(run.sizes.concurrency.max(1))
+                    .filter(|result| futures::future::ready(result.is_err()))
+                    .count()
+                    .await
+            },
+        )
+        .await,
+    ];
+    server.stop();
+    Ok(rows)
 }
 
 fn api<K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>>(run: &Run) -> Api<K>
@@ -103,7 +170,17 @@ async fn measure(
     requests: usize,
     sent: impl Future<Output = usize>,
 ) -> RequestCost {
-    let (apiserver, etcd) = (run.cp.pid("kube-apiserver"), run.cp.pid("etcd"));
+    let pids = (run.cp.pid("kube-apiserver"), run.cp.pid("etcd"));
+    measure_pids(pids, kind, requests, sent).await
+}
+
+/// [`measure`] for the apiserver and etcd with these PIDs.
+async fn measure_pids(
+    (apiserver, etcd): (u32, u32),
+    kind: &str,
+    requests: usize,
+    sent: impl Future<Output = usize>,
+) -> RequestCost {
     let cpu = || (procs::cpu_ns(apiserver), procs::cpu_ns(etcd));
     let before = cpu();
     let started = Instant::now();

@@ -46,9 +46,47 @@ pub fn tfjob_crd() -> CustomResourceDefinition {
             .and_then(|p| p.get_mut("template"));
         if let Some(template) = template {
             strip_descriptions(template);
+            mark_list_maps(template);
         }
     }
     crd
+}
+
+/// Lists of the pod template that Kubernetes' own Pod API merges by key under server-side
+/// apply (`+listType=map`): containers, init containers and volumes by `name`, and each
+/// container's `env` by `name`. Marked the same way here, so that two field managers applying
+/// one TFJob each own their own containers instead of replacing the whole list.
+fn mark_list_maps(template: &mut JSONSchemaProps) {
+    fn property<'a>(node: &'a mut JSONSchemaProps, name: &str) -> Option<&'a mut JSONSchemaProps> {
+        node.properties.as_mut()?.get_mut(name)
+    }
+    fn keyed_by_name(list: &mut JSONSchemaProps) {
+        list.x_kubernetes_list_type = Some("map".into());
+        list.x_kubernetes_list_map_keys = Some(vec!["name".into()]);
+    }
+    let Some(pod_spec) = property(template, "spec") else {
+        return;
+    };
+    for name in ["containers", "initContainers", "volumes"] {
+        let Some(list) = property(pod_spec, name) else {
+            continue;
+        };
+        keyed_by_name(list);
+        if name == "volumes" {
+            continue;
+        }
+        let env = list
+            .items
+            .as_mut()
+            .and_then(|items| match items {
+                k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrArray::Schema(s) => Some(s),
+                _ => None,
+            })
+            .and_then(|container| property(container, "env"));
+        if let Some(env) = env {
+            keyed_by_name(env);
+        }
+    }
 }
 
 /// A Kubernetes version as `--kubernetes-version` takes it (`1.22`, `v1.22.3`, `1.22+`): what
@@ -92,7 +130,8 @@ pub const CEL_RULES_SINCE: KubeVersion = KubeVersion {
 };
 
 /// The CRD for an apiserver of version `server`: without CEL rules before [`CEL_RULES_SINCE`]
-/// (there the one rule, `schedulingPolicy.queue` immutable, is enforced by the webhook only).
+/// (there its two rules, `schedulingPolicy.queue` and `managedBy` immutable, are enforced by
+/// the webhook only).
 pub fn tfjob_crd_for(server: Option<KubeVersion>) -> CustomResourceDefinition {
     let mut crd = tfjob_crd();
     if server.is_some_and(|v| v < CEL_RULES_SINCE) {
@@ -321,6 +360,44 @@ mod tests {
             "crds/kubeflow.org_tfjobs.yaml is out of date; regenerate it (and its copies) with \
              `cargo xtask gen`"
         );
+    }
+
+    /// The pod template's lists that server-side apply merges by key, as in the Pod API, and
+    /// the two immutable fields as CEL rules.
+    #[test]
+    fn template_lists_merge_by_name_and_two_fields_are_immutable() {
+        let crd = serde_json::to_value(tfjob_crd()).unwrap();
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        let pod = &schema["properties"]["tfReplicaSpecs"]["additionalProperties"]["properties"]["template"]
+            ["properties"]["spec"]["properties"];
+        for list in [
+            &pod["containers"],
+            &pod["initContainers"],
+            &pod["volumes"],
+            &pod["containers"]["items"]["properties"]["env"],
+        ] {
+            assert_eq!(list["x-kubernetes-list-type"], "map");
+            assert_eq!(
+                list["x-kubernetes-list-map-keys"],
+                serde_json::json!(["name"])
+            );
+        }
+        let run_policy = &schema["properties"]["runPolicy"]["properties"];
+        for (field, message) in [
+            (
+                &run_policy["schedulingPolicy"]["properties"]["queue"],
+                "spec.runPolicy.schedulingPolicy.queue is immutable",
+            ),
+            (
+                &run_policy["managedBy"],
+                "spec.runPolicy.managedBy is immutable",
+            ),
+        ] {
+            assert_eq!(
+                field["x-kubernetes-validations"],
+                serde_json::json!([{ "rule": "self == oldSelf", "message": message }])
+            );
+        }
     }
 
     #[test]

@@ -140,8 +140,13 @@ pub struct RunPolicy {
     pub suspend: Option<bool>,
 
     /// Unset or `kubeflow.org/training-operator`: this operator reconciles the job;
-    /// `kueue.x-k8s.io/multikueue`: it is left alone.
+    /// `kueue.x-k8s.io/multikueue`: it is left alone. Immutable (the apiserver refuses a
+    /// change; the webhook also refuses setting or unsetting it, as upstream's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self == oldSelf",
+        "message": "spec.runPolicy.managedBy is immutable"
+    }]))]
     pub managed_by: Option<String>,
 }
 
