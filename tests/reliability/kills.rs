@@ -410,12 +410,13 @@ async fn two_hundred_jobs_survive_an_operator_sigkilled_twelve_times() {
         canonical * 100 >= checked_for_sequence * 95,
         "{canonical} of {checked_for_sequence} jobs with the canonical conditions, under 95 %"
     );
-    // Twelve kills in 40 s of 200 jobs catch many jobs mid-write (55–60 % here); the bound
-    // keeps a change that makes every job "interrupted" (and so every check lenient) from
-    // passing unnoticed.
+    // Twelve kills in 40 s of 200 jobs catch many jobs mid-write (55–60 % on an idle machine,
+    // once 81.5 % in CI, when the other reliability tests slowed every write); the bound keeps
+    // a change that makes every job "interrupted" (and so every check lenient) from passing
+    // unnoticed.
     assert!(
-        interrupted.len() * 100 <= JOBS * 75,
-        "{} of {JOBS} jobs checked loosely, over 75 %",
+        interrupted.len() * 100 <= JOBS * 90,
+        "{} of {JOBS} jobs checked loosely, over 90 %",
         interrupted.len()
     );
     ctx.teardown().await;
