@@ -153,14 +153,6 @@ pub(crate) async fn quota_storm(minutes: u64) {
     ctx.teardown().await;
 }
 
-/// The suite's one-minute storm runs beside the other waiting faults (`waiting.rs`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "ten minutes: the long version of the quota storm"]
-async fn a_quota_of_no_pods_for_ten_minutes() {
-    let _serial = SERIAL.lock().await;
-    quota_storm(10).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_deleted_mid_creation_ends_in_quiet() {
     let _serial = SERIAL.lock().await;
