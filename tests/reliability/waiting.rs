@@ -26,4 +26,3 @@ fn quota_storm_minutes() -> u64 {
         .filter(|m| *m >= 1)
         .unwrap_or(1)
 }
-
