@@ -134,6 +134,19 @@ pub struct WatchArgs {
     )]
     pub pending_deadline: Option<Duration>,
 
+    /// How long a job's progress (pods starting or finishing, its Running condition) is
+    /// gathered before its status is written once: a TFJob status patch is one of the dearest
+    /// writes an apiserver serves. Created, Succeeded, Failed, Restarting and failures are
+    /// written at once; 0 writes every change as it happens.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "TFJOB_STATUS_BATCH_WINDOW",
+        default_value = "1s",
+        value_parser = parse_duration
+    )]
+    pub status_batch_window: Duration,
+
     /// How long past its deletion's due time (deletionTimestamp) a pod counts as stuck
     /// Terminating: its job then gets a Warning and its condition names the pod and its node.
     #[arg(
@@ -247,6 +260,7 @@ impl WatchArgs {
                 force_delete_stuck: self.force_delete_stuck_pods,
                 pending_threshold: self.pending_threshold,
                 pending_deadline: self.pending_deadline.filter(|d| !d.is_zero()),
+                status_batch_window: self.status_batch_window,
             },
             instance,
             allow_upstream_crd: self.allow_upstream_crd,

@@ -8,7 +8,9 @@ use kube::api::ApiResource;
 
 use super::events::EventRecorder;
 use super::index::ChildIndex;
-use super::memory::{Announced, Conflicts, ErrorBackoff, StatusMemo, UndecodableMemo};
+use super::memory::{
+    Announced, Conflicts, ErrorBackoff, HeldStatuses, StatusMemo, UndecodableMemo,
+};
 use crate::ops::Metrics;
 use tfjob_core::api::naming::CONTROLLER_NAME;
 use tfjob_core::plan::PlanConfig;
@@ -27,6 +29,7 @@ pub struct Context {
     pub priority_classes: Arc<PriorityClasses>,
     pub plan_config: PlanConfig,
     pub statuses: StatusMemo,
+    pub held: HeldStatuses,
     pub backoff: ErrorBackoff,
     pub announced: Announced,
     pub undecodable: UndecodableMemo,
@@ -56,6 +59,7 @@ impl Context {
             priority_classes: Default::default(),
             plan_config,
             statuses: Default::default(),
+            held: Default::default(),
             backoff: Default::default(),
             announced: Default::default(),
             undecodable: Default::default(),

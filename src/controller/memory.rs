@@ -3,6 +3,7 @@
 //! between a write and the moment its cache shows it.
 //!
 //! - [`StatusMemo`]: statuses this operator wrote, until the TFJob cache catches up;
+//! - [`HeldStatuses`]: status changes held for the batch window, not written yet;
 //! - [`Announced`]: pod warnings already announced (one event per pod and message);
 //! - [`UndecodableMemo`]: undecodable TFJobs already marked Failed;
 //! - [`ErrorBackoff`]: per-job exponential back-off of failed reconciles;
@@ -13,6 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tfjob_core::api::JobStatus;
+use tfjob_core::plan::coalesce::Held;
 
 /// The statuses this operator wrote recently, by job UID, with the resourceVersion each write
 /// produced. A reconcile that runs before the TFJob cache has caught up with our own write uses
@@ -54,6 +56,29 @@ impl StatusMemo {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, JobStatus, Instant)>> {
         self.written.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Status changes held for the batch window (`plan::coalesce`), by job UID. An entry lives
+/// one window unless its job goes away first; entries older than [`MEMO_TTL`] are dropped.
+#[derive(Default)]
+pub struct HeldStatuses(Mutex<HashMap<String, (Held, Instant)>>);
+
+impl HeldStatuses {
+    /// The change held for the job, taken out (the pass holds it again if it still waits).
+    pub fn take(&self, uid: &str) -> Option<Held> {
+        self.lock().remove(uid).map(|(held, _)| held)
+    }
+
+    pub fn hold(&self, uid: &str, held: Held) {
+        let mut all = self.lock();
+        let now = Instant::now();
+        all.retain(|_, (_, at)| now.duration_since(*at) < MEMO_TTL);
+        all.insert(uid.to_string(), (held, now));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Held, Instant)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

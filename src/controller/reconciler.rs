@@ -29,6 +29,7 @@ use super::nodes;
 use crate::ops::metrics::ReconcileResult;
 use tfjob_core::api::TFJob;
 use tfjob_core::api::is_managed_by_this_operator;
+use tfjob_core::plan::coalesce::coalesce;
 use tfjob_core::plan::{JobEvent, Observed, plan_resolved, plan_undecodable};
 
 pub type Object = DeserializeGuard<CachedJob>;
@@ -128,7 +129,17 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<(Action, bool),
         notes: &notes,
         lost_nodes: &lost_nodes,
     };
-    let mut plan = plan_resolved(&job, &cached.spec, &observed, now, &ctx.plan_config);
+    // A change held for the batch window is planned from, as if it had been written.
+    let held = uid.as_deref().and_then(|uid| ctx.held.take(uid));
+    let planning: Cow<'_, TFJob> = match &held {
+        Some(held) => {
+            let mut planning = job.as_ref().clone();
+            planning.status = Some(held.status.clone());
+            Cow::Owned(planning)
+        }
+        None => Cow::Borrowed(job.as_ref()),
+    };
+    let mut plan = plan_resolved(&planning, &cached.spec, &observed, now, &ctx.plan_config);
     let current = job.status.clone().unwrap_or_default();
     if let Some(fix) = &ctx.degraded_fix
         && degraded::fit_to_upstream_crd(&mut plan, &current)
@@ -138,6 +149,12 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<(Action, bool),
         })
     {
         plan.events.push(degraded::warning(fix));
+    }
+    let window = ctx.plan_config.status_batch_window;
+    if let Some(still_held) = coalesce(&mut plan, &current, held, now, window)
+        && let Some(uid) = uid.as_deref()
+    {
+        ctx.held.hold(uid, still_held);
     }
     let requeue_after = plan.requeue_after;
     let requeued = requeue_after.is_some();

@@ -26,6 +26,10 @@ pub struct PlanConfig {
     /// `--pending-deadline`: fail a job whose pod waits to start longer (off when `None`); a
     /// job's `tfjob-operator.dev/pending-deadline` annotation overrides it.
     pub pending_deadline: Option<Duration>,
+    /// `--status-batch-window`: how long the shell holds a job's progress (pods starting,
+    /// counters) before writing its status; zero writes every change. Not read by the planner
+    /// but by [`crate::plan::coalesce`], after it.
+    pub status_batch_window: Duration,
 }
 
 impl Default for PlanConfig {
@@ -38,6 +42,7 @@ impl Default for PlanConfig {
             force_delete_stuck: false,
             pending_threshold: DEFAULT_PENDING_THRESHOLD,
             pending_deadline: None,
+            status_batch_window: crate::plan::coalesce::DEFAULT_WINDOW,
         }
     }
 }

@@ -8,10 +8,12 @@
 //! - [`children`] and [`tf_config`]: the pods and Services to create, and their TF_CONFIG;
 //! - [`observe`]: the facts about cached children that decisions read;
 //! - [`input`], [`output`]: what a pass takes and gives;
+//! - [`coalesce`]: when a planned status change is written (progress waits a short window);
 //! - [`conditions`], [`messages`], [`indexes`]: upstream's condition algorithm and texts, and
 //!   the `completedIndexes` format.
 
 pub mod children;
+pub mod coalesce;
 pub mod conditions;
 pub mod diagnosis;
 pub mod indexes;

@@ -2,6 +2,7 @@
 //! [`World`] and checks the exact conditions, events, counters, children and timers. They sit
 //! above the rule tables in `plan/rules` and check that the orchestration ties them together.
 
+mod batching;
 mod cleanup;
 mod diagnosis;
 mod gang;

@@ -1,5 +1,7 @@
 //! A tiny in-memory cluster that applies plans the way the apiserver and the shell would.
 
+use std::time::Duration;
+
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, Pod,
@@ -8,7 +10,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_core::ResourceExt;
 
-use crate::api::TFJob;
+use crate::api::{JobStatus, TFJob};
+use crate::plan::coalesce::{Held, coalesce};
 use crate::plan::observe::{PodFacts, PodGroupFacts, ServiceFacts};
 use crate::plan::{Observed, Plan, PlanConfig, PodGroupAction, plan};
 use crate::test_fixtures::job;
@@ -62,6 +65,30 @@ impl World {
     /// Plans and applies one pass; returns the plan.
     pub fn step(&mut self, now: Timestamp) -> Plan {
         let plan = self.plan(now);
+        self.apply(plan)
+    }
+
+    /// Plans one pass and applies it the way the shell does with a status batch `window`:
+    /// plans from the held status if any, and writes only what [`coalesce`] lets through.
+    /// Returns the plan as applied.
+    pub fn step_coalesced(
+        &mut self,
+        now: Timestamp,
+        window: Duration,
+        held: &mut Option<Held>,
+    ) -> Plan {
+        let stored = self.job.status.clone().unwrap_or_default();
+        if let Some(held) = held.as_ref() {
+            self.job.status = Some(held.status.clone());
+        }
+        let mut plan = self.plan(now);
+        self.job.status = Some(stored.clone()).filter(|s| *s != JobStatus::default());
+        *held = coalesce(&mut plan, &stored, held.take(), now, window);
+        self.apply(plan)
+    }
+
+    /// Applies a plan as the apiserver would; returns it.
+    pub fn apply(&mut self, plan: Plan) -> Plan {
         for pod in &plan.create_pods {
             let mut pod = pod.clone();
             pod.metadata.uid = Some(self.uid());

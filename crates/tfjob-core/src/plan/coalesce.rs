@@ -1,0 +1,348 @@
+//! Coalesced status writes: when a planned status change is written.
+//!
+//! A TFJob status patch is one of the dearest requests an apiserver serves (it decodes,
+//! prunes, validates and computes managedFields for the whole custom object), and most of a
+//! job's status changes only move counters: `active` rises as each pod starts. Like the Job
+//! controller, which batches pod updates for a second, the operator holds such a change for a
+//! short window from the first one it saw and then writes the job's state once.
+//!
+//! Only *progress* is held: Created and Running appearing (or their notes changing), the
+//! `active`/`succeeded` counters and `completedIndexes`, `ready`, `startTime`. A new job's
+//! children are created at once and its Created status follows within the window: when many
+//! jobs arrive together, their pods go first. Everything else is written at once, because
+//! someone acts on it or a later step depends on it being stored:
+//!
+//! | change | written |
+//! |---|---|
+//! | a condition other than Created or Running=True appears, changes or goes (Succeeded, Failed, Restarting, Suspended, Resumed) | now |
+//! | a counted transition other than Created (a metrics counter moves) | now |
+//! | `failed`, `restarts` and the failure memory, `completionTime`, the selectors | now |
+//! | the plan deletes something (the status records why, before the delete) | now |
+//! | Created, Running=True, `active`, `succeeded`, `completedIndexes`, `ready`, `startTime` | at the end of the window |
+//!
+//! A held change is never lost: the next pass plans from the held status (as from a status
+//! just written), the shell looks again when the window ends, and the write carries the state
+//! at that moment (the final counters); an urgent change in between carries the held ones
+//! with it, so a Running seen while held still precedes Succeeded in the conditions.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::conditions;
+use super::output::{JobCounter, Plan, PodGroupAction};
+use crate::api::{JobStatus, ReplicaStatus};
+
+/// The Job controller's pod-update batch period; the default `--status-batch-window`.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(1);
+
+/// When to write a planned status change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusWrite {
+    /// With this pass.
+    Now,
+    /// Held: plan again after this long (the rest of the window).
+    Hold(Duration),
+}
+
+/// A status change held for a job: since when, and the status as planned so far. The next
+/// pass plans from it rather than from the stored status, so a transition seen while held
+/// (Running) is never lost when a later one (Succeeded) is written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Held {
+    pub since: Timestamp,
+    pub status: JobStatus,
+    /// Counted transitions held with it (Created): counted when the status is written.
+    pub counters: Vec<JobCounter>,
+}
+
+/// Applies the batch window to `plan`, made from `held`'s status if any (else from
+/// `stored`, the status the apiserver holds). Afterwards `plan.status` is the status to
+/// write with this pass, if any; the result is what stays held (a held change also sets
+/// the plan's timer to the end of its window).
+pub fn coalesce(
+    plan: &mut Plan,
+    stored: &JobStatus,
+    held: Option<Held>,
+    now: Timestamp,
+    window: Duration,
+) -> Option<Held> {
+    let since = held.as_ref().map(|h| h.since);
+    let (held_status, mut counters) = match held {
+        Some(held) => (Some(held.status), held.counters),
+        None => (None, Vec::new()),
+    };
+    counters.append(&mut plan.counters);
+    let planned = match (plan.status.take(), held_status) {
+        (Some(status), _) => status,
+        (None, Some(status)) => status,
+        (None, None) => return None,
+    };
+    if planned == *stored {
+        return None; // the change went away before it was written
+    }
+    match status_write(stored, &planned, plan, &counters, since, now, window) {
+        StatusWrite::Now => {
+            plan.status = Some(planned);
+            plan.counters = counters;
+            None
+        }
+        StatusWrite::Hold(rest) => {
+            plan.requeue_after(rest);
+            Some(Held {
+                since: since.unwrap_or(now),
+                status: planned,
+                counters,
+            })
+        }
+    }
+}
+
+/// When to write `planned` over `stored`, given the plan it came with, the transitions it
+/// counts (the plan's and those held) and when the first change still held for this job was
+/// seen (`held_since`, `None` if nothing is held).
+pub fn status_write(
+    stored: &JobStatus,
+    planned: &JobStatus,
+    plan: &Plan,
+    counters: &[JobCounter],
+    held_since: Option<Timestamp>,
+    now: Timestamp,
+    window: Duration,
+) -> StatusWrite {
+    if window.is_zero() || is_urgent(stored, planned, plan, counters) {
+        return StatusWrite::Now;
+    }
+    let since = held_since.unwrap_or(now);
+    let held_for = now.duration_since(since).unsigned_abs();
+    match window.checked_sub(held_for) {
+        Some(rest) if !rest.is_zero() => StatusWrite::Hold(rest),
+        _ => StatusWrite::Now,
+    }
+}
+
+/// Whether the change must be stored with this pass (see the module's table).
+fn is_urgent(
+    stored: &JobStatus,
+    planned: &JobStatus,
+    plan: &Plan,
+    counters: &[JobCounter],
+) -> bool {
+    let deletes = !plan.delete_pods.is_empty()
+        || !plan.delete_services.is_empty()
+        || !plan.force_delete_pods.is_empty()
+        || plan.delete_job
+        || matches!(plan.pod_group, Some(PodGroupAction::Delete(_)));
+    counters.iter().any(|c| *c != JobCounter::Created)
+        || deletes
+        || without_progress(stored) != without_progress(planned)
+}
+
+/// The status with what may be held blanked out: what is left must be written at once.
+fn without_progress(status: &JobStatus) -> JobStatus {
+    let mut status = status.clone();
+    status.conditions.retain(|c| match c.type_.as_str() {
+        conditions::CREATED => false,
+        conditions::RUNNING => c.status != conditions::TRUE,
+        _ => true,
+    });
+    for condition in &mut status.conditions {
+        // Notes on a condition (what keeps the job from progressing) may wait too; its
+        // type, status and reason may not.
+        condition.message = None;
+        condition.last_update_time = None;
+    }
+    let replicas = std::mem::take(&mut status.replica_statuses);
+    for (replica_type, replica) in replicas.iter() {
+        let mut replica = replica.clone();
+        replica.active = 0;
+        replica.succeeded = 0;
+        // Which indexes completed: the next pass plans from the held status, which has them.
+        replica.completed_indexes = None;
+        // A type's first, empty entry (a new job's) is progress too.
+        if replica != ReplicaStatus::default() {
+            status
+                .replica_statuses
+                .insert(replica_type.clone(), replica);
+        }
+    }
+    status.ready = None;
+    status.start_time = None;
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::JobCondition;
+    use crate::plan::ChildRef;
+    use crate::test_fixtures::t;
+
+    fn condition(type_: &str, status: &str) -> JobCondition {
+        JobCondition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: Some(format!("TFJob{type_}")),
+            message: Some(format!("TFJob is {type_}")),
+            ..Default::default()
+        }
+    }
+
+    fn status(conditions: &[(&str, &str)], active: i32, succeeded: i32, failed: i32) -> JobStatus {
+        let mut status = JobStatus {
+            conditions: conditions.iter().map(|(t, s)| condition(t, s)).collect(),
+            ready: Some(format!("{active}/4")),
+            ..Default::default()
+        };
+        status.replica_statuses.insert(
+            "Worker",
+            ReplicaStatus {
+                active,
+                succeeded,
+                failed,
+                ..Default::default()
+            },
+        );
+        status
+    }
+
+    const CREATED: (&str, &str) = ("Created", "True");
+    const RUNNING: (&str, &str) = ("Running", "True");
+    const NOT_RUNNING: (&str, &str) = ("Running", "False");
+    const SUCCEEDED: (&str, &str) = ("Succeeded", "True");
+    const FAILED: (&str, &str) = ("Failed", "True");
+    const RESTARTING: (&str, &str) = ("Restarting", "True");
+
+    #[test]
+    fn what_is_held_and_what_is_written_at_once() {
+        let window = Duration::from_secs(1);
+        let hold = StatusWrite::Hold(window);
+        let created = status(&[CREATED], 0, 0, 0);
+        let running = status(&[CREATED, RUNNING], 2, 0, 0);
+        let deleting = Plan {
+            delete_pods: vec![ChildRef {
+                name: "p".into(),
+                uid: None,
+            }],
+            ..Plan::default()
+        };
+        let counted = Plan {
+            counters: vec![JobCounter::Succeeded],
+            ..Plan::default()
+        };
+        let plain = Plan::default();
+        let first = Plan {
+            counters: vec![JobCounter::Created],
+            ..Plan::default()
+        };
+        let cases = [
+            (
+                "first status",
+                JobStatus::default(),
+                created.clone(),
+                &first,
+                hold,
+            ),
+            (
+                "Running appears",
+                created.clone(),
+                running.clone(),
+                &plain,
+                hold,
+            ),
+            (
+                "a pod starts",
+                running.clone(),
+                status(&[CREATED, RUNNING], 3, 0, 0),
+                &plain,
+                hold,
+            ),
+            (
+                "a worker finishes",
+                running.clone(),
+                status(&[CREATED, RUNNING], 1, 1, 0),
+                &plain,
+                hold,
+            ),
+            (
+                "a pod fails",
+                running.clone(),
+                status(&[CREATED, RUNNING], 1, 0, 1),
+                &plain,
+                StatusWrite::Now,
+            ),
+            (
+                "Succeeded",
+                running.clone(),
+                status(&[CREATED, NOT_RUNNING, SUCCEEDED], 0, 4, 0),
+                &counted,
+                StatusWrite::Now,
+            ),
+            (
+                "Succeeded, no counter",
+                running.clone(),
+                status(&[CREATED, NOT_RUNNING, SUCCEEDED], 0, 4, 0),
+                &plain,
+                StatusWrite::Now,
+            ),
+            (
+                "Failed",
+                running.clone(),
+                status(&[CREATED, NOT_RUNNING, FAILED], 0, 0, 1),
+                &plain,
+                StatusWrite::Now,
+            ),
+            (
+                "Restarting",
+                running.clone(),
+                status(&[CREATED, RESTARTING], 1, 0, 0),
+                &plain,
+                StatusWrite::Now,
+            ),
+            (
+                "Running back after Restarting",
+                status(&[CREATED, RESTARTING], 1, 0, 0),
+                running.clone(),
+                &plain,
+                StatusWrite::Now,
+            ),
+            (
+                "counters with a delete",
+                running.clone(),
+                status(&[CREATED, RUNNING], 1, 0, 0),
+                &deleting,
+                StatusWrite::Now,
+            ),
+        ];
+        for (name, stored, planned, plan, want) in cases {
+            let got = status_write(&stored, &planned, plan, &plan.counters, None, t(10), window);
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_held_change_waits_for_the_rest_of_the_window_from_the_first_one() {
+        let stored = status(&[CREATED], 0, 0, 0);
+        let planned = status(&[CREATED, RUNNING], 1, 0, 0);
+        let plan = Plan::default();
+        let window = Duration::from_secs(2);
+        let cases = [
+            (None, t(10), StatusWrite::Hold(Duration::from_secs(2))),
+            (
+                Some(t(10)),
+                t(11),
+                StatusWrite::Hold(Duration::from_secs(1)),
+            ),
+            (Some(t(10)), t(12), StatusWrite::Now),
+            (Some(t(10)), t(30), StatusWrite::Now),
+            // A clock that went back holds for at most a window.
+            (Some(t(10)), t(9), StatusWrite::Hold(Duration::from_secs(1))),
+        ];
+        for (since, now, want) in cases {
+            let got = status_write(&stored, &planned, &plan, &[], since, now, window);
+            assert_eq!(got, want, "held since {since:?}, now {now}");
+        }
+        let off = status_write(&stored, &planned, &plan, &[], None, t(10), Duration::ZERO);
+        assert_eq!(off, StatusWrite::Now, "a zero window writes every change");
+    }
+}
