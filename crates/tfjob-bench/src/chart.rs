@@ -31,9 +31,17 @@ fn register_font() {
     });
 }
 
+/// What a pods-over-time chart says: its title and what its time axis counts from.
+pub struct Labels<'a> {
+    pub title: &'a str,
+    pub x_desc: &'a str,
+    pub subtitle: &'a str,
+}
+
 /// Two panels: the first seconds, where the fast creators finish, and the whole run, where the
 /// rate-limited Job controller is still going.
-pub fn draw(path: &Path, lines: &[Timeline], subtitle: &str) -> anyhow::Result<()> {
+pub fn draw(path: &Path, lines: &[Timeline], labels: &Labels<'_>) -> anyhow::Result<()> {
+    let subtitle = labels.subtitle;
     register_font();
     let err = |e: &dyn std::fmt::Display| anyhow!("chart: {e}");
     let root = BitMapBackend::new(path, (1400, 620)).into_drawing_area();
@@ -41,7 +49,7 @@ pub fn draw(path: &Path, lines: &[Timeline], subtitle: &str) -> anyhow::Result<(
     let (title, body) = root.split_vertically(60);
     title
         .draw_text(
-            "Pods created over time (first submit = 0)",
+            labels.title,
             &("sans-serif", 26).into_font().color(&BLACK),
             (20, 8),
         )
@@ -84,7 +92,7 @@ pub fn draw(path: &Path, lines: &[Timeline], subtitle: &str) -> anyhow::Result<(
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
-            .x_desc("seconds since the first job was submitted")
+            .x_desc(labels.x_desc)
             .y_desc("pods created")
             .label_style(("sans-serif", 13))
             .draw()
@@ -115,6 +123,80 @@ pub fn draw(path: &Path, lines: &[Timeline], subtitle: &str) -> anyhow::Result<(
             .draw()
             .map_err(|e| err(&e))?;
     }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+/// One series of the latency chart: a label and (arrival rate, milliseconds) points.
+pub struct RateSeries {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    /// Drawn dashed (the p50 beside its p99).
+    pub dashed: bool,
+    pub color: usize,
+}
+
+/// Latency against arrival rate (the open-loop phase): p50 and p99 per creator.
+pub fn draw_rates(path: &Path, series: &[RateSeries], subtitle: &str) -> anyhow::Result<()> {
+    register_font();
+    let err = |e: &dyn std::fmt::Display| anyhow!("chart: {e}");
+    let root = BitMapBackend::new(path, (900, 620)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let (title, body) = root.split_vertically(60);
+    title
+        .draw_text(
+            "Parent stored → all its pods created, against arrival rate",
+            &("sans-serif", 24).into_font().color(&BLACK),
+            (20, 8),
+        )
+        .map_err(|e| err(&e))?;
+    title
+        .draw_text(
+            subtitle,
+            &("sans-serif", 15).into_font().color(&RGBColor(80, 80, 80)),
+            (20, 38),
+        )
+        .map_err(|e| err(&e))?;
+    let points = || series.iter().flat_map(|s| s.points.iter());
+    let max_rate = points().map(|p| p.0).fold(0.0, f64::max).max(1.0);
+    let max_ms = points().map(|p| p.1).fold(0.0, f64::max).max(1.0);
+    let mut chart = ChartBuilder::on(&body)
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..max_rate * 1.1, 0f64..max_ms * 1.1)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("parents arriving per second")
+        .y_desc("milliseconds")
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(|e| err(&e))?;
+    for line in series {
+        let color = COLORS[line.color % COLORS.len()];
+        let style = ShapeStyle::from(&color).stroke_width(if line.dashed { 1 } else { 3 });
+        chart
+            .draw_series(LineSeries::new(line.points.iter().copied(), style))
+            .map_err(|e| err(&e))?
+            .label(line.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        chart
+            .draw_series(
+                line.points
+                    .iter()
+                    .map(|p| Circle::new(*p, 4, ShapeStyle::from(&color).filled())),
+            )
+            .map_err(|e| err(&e))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 13))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }

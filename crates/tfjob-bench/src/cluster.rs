@@ -226,18 +226,25 @@ impl JobController {
 /// Installs the TFJob CRD (a plain create: servers before 1.23 drop its CEL rule) and waits
 /// until the apiserver serves it.
 pub async fn install_tfjob_crd(client: &kube::Client) -> anyhow::Result<()> {
+    install_crd(client, &tfjob_core::api::crd::tfjob_crd()).await
+}
+
+/// Creates `crd` (a plain create) and waits until the apiserver serves it.
+pub async fn install_crd(
+    client: &kube::Client,
+    crd: &CustomResourceDefinition,
+) -> anyhow::Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = tfjob_core::api::crd::tfjob_crd();
     let name = crd.metadata.name.clone().unwrap_or_default();
-    match crds.create(&PostParams::default(), &crd).await {
+    match crds.create(&PostParams::default(), crd).await {
         Ok(_) => {}
         Err(kube::Error::Api(status)) if status.is_already_exists() => {}
-        Err(e) => return Err(anyhow::Error::new(e).context("installing the TFJob CRD")),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("installing the CRD {name}"))),
     }
     let established = await_condition(crds, &name, conditions::is_crd_established());
     tokio::time::timeout(Duration::from_secs(30), established)
         .await
-        .context("the TFJob CRD was not Established within 30 s")??;
+        .with_context(|| format!("the CRD {name} was not Established within 30 s"))??;
     Ok(())
 }
 

@@ -27,17 +27,19 @@ mod micro;
 mod phases;
 mod procs;
 mod prom;
+mod readme;
 mod report;
 mod run;
 mod workload;
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use tfjob_core::api::ServiceMode;
 
 use crate::cluster::ControlPlane;
+use crate::phases::backlog::Controller;
 use crate::phases::job_controller::Limits;
 use crate::phases::tfjob::Mode;
 use crate::report::{Machine, Report, Sizes};
@@ -57,7 +59,7 @@ pub fn now() -> f64 {
 )]
 struct Args {
     /// Where latest.json, latest.md and pods-over-time.png go.
-    #[arg(long, default_value = "bench/results")]
+    #[arg(long, default_value = DEFAULT_OUT)]
     out: PathBuf,
     /// Process logs (operator, kube-controller-manager, simulated kubelet).
     #[arg(long, default_value = "target/bench-logs")]
@@ -107,18 +109,45 @@ struct Args {
     /// Extra flag for every operator process (repeat), e.g. `--operator-arg=--concurrency=64`.
     #[arg(long = "operator-arg", allow_hyphen_values = true)]
     operator_args: Vec<String>,
-    /// Phases to run (comma-separated): bare, jobs, tfjob, latency, lifecycle, cost, memory,
-    /// large, micro.
+    /// Parents of the backlog phase (stored before their controller starts).
+    #[arg(long, default_value_t = 250)]
+    backlog_jobs: usize,
+    /// Arrival rates of the open-loop phase, jobs/s (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "10,20")]
+    open_loop_rates: Vec<f64>,
+    /// How long parents arrive in the open-loop phase, seconds.
+    #[arg(long, default_value_t = 30)]
+    open_loop_seconds: u64,
+    /// Repetitions of each throughput figure (bare, jobs, tfjob, backlog): the median is
+    /// reported, with min and max.
+    #[arg(long, default_value_t = 3)]
+    repetitions: usize,
+    /// Phases to run (comma-separated): bare, jobs, tfjob, backlog, open-loop, latency,
+    /// lifecycle, cost, memory, large, micro.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "bare,jobs,tfjob,latency,lifecycle,cost,memory,large,micro"
+        default_value = "bare,jobs,tfjob,backlog,open-loop,latency,lifecycle,cost,memory,large,micro"
     )]
     phases: Vec<String>,
     /// Tiny sizes for a correctness check (the test suite's smoke run).
     #[arg(long)]
     smoke: bool,
+    /// Smaller sizes for a run of about 5 minutes (every phase, fewer jobs).
+    #[arg(long, conflicts_with = "smoke")]
+    quick: bool,
+    /// The 1-minute load average above which the run refuses to write into the default
+    /// results directory (bench/results): other work would make its figures incomparable.
+    /// Runs into another `--out` only warn.
+    #[arg(long, default_value_t = MAX_LOAD)]
+    max_load: f64,
 }
+
+/// The documented limit of `--max-load` (docs/performance.md).
+const MAX_LOAD: f64 = 1.5;
+
+/// `--out`'s default: the results the README shows.
+const DEFAULT_OUT: &str = "bench/results";
 
 fn machine() -> Machine {
     let loadavg = load_average();
@@ -133,7 +162,7 @@ fn machine() -> Machine {
             .unwrap_or_default()
             .trim()
             .to_string(),
-        kubernetes: "1.20.2".into(),
+        kubernetes: String::new(),
         load_start: loadavg,
         load_end: loadavg,
     }
@@ -158,18 +187,31 @@ fn sibling(name: &str) -> PathBuf {
 
 impl Args {
     fn sizes(&self) -> Sizes {
-        let smoke = |full: usize, tiny: usize| if self.smoke { tiny } else { full };
+        // full (the flags), quick, smoke
+        let pick = |full: usize, quick: usize, tiny: usize| {
+            if self.smoke {
+                tiny
+            } else if self.quick {
+                quick
+            } else {
+                full
+            }
+        };
         Sizes {
-            bare_pods: smoke(self.bare_pods, 40),
+            bare_pods: pick(self.bare_pods, 500, 40),
             concurrency: self.concurrency,
-            jobs: smoke(self.jobs, 10),
+            jobs: pick(self.jobs, 100, 10),
             replicas: self.replicas,
-            jobs_default_qps: smoke(self.jobs_default_qps, 3),
-            latency_jobs: smoke(self.latency_jobs, 5),
-            lifecycle_jobs: smoke(self.lifecycle_jobs, 3),
-            memory_jobs: smoke(self.memory_jobs, 20),
-            micro_jobs: smoke(self.micro_jobs, 50),
-            large_jobs: if self.smoke {
+            jobs_default_qps: pick(self.jobs_default_qps, 10, 3),
+            latency_jobs: pick(self.latency_jobs, 20, 5),
+            lifecycle_jobs: pick(self.lifecycle_jobs, 10, 3),
+            memory_jobs: pick(self.memory_jobs, 1000, 20),
+            micro_jobs: pick(self.micro_jobs, 1000, 50),
+            backlog_jobs: pick(self.backlog_jobs, 60, 5),
+            open_loop_rates: self.open_loop_rates.clone(),
+            open_loop_seconds: pick(self.open_loop_seconds as usize, 8, 1) as u64,
+            repetitions: pick(self.repetitions, 3, 1),
+            large_jobs: if self.smoke || self.quick {
                 phases::large::SMOKE_SIZES.to_vec()
             } else {
                 phases::large::SIZES.to_vec()
@@ -199,6 +241,15 @@ async fn bench(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             return Err(e);
         }
     };
+    match client.apiserver_version().await {
+        Ok(version) => {
+            report.machine.kubernetes = version.git_version.trim_start_matches('v').to_string()
+        }
+        Err(e) => {
+            cp.stop();
+            return Err(anyhow::Error::new(e).context("reading the apiserver's version"));
+        }
+    }
     if let Err(e) = cluster::install_tfjob_crd(&client).await {
         cp.stop();
         return Err(e);
@@ -231,12 +282,25 @@ async fn bench(args: &Args, report: &mut Report) -> anyhow::Result<()> {
 
 async fn phases(args: &Args, run: &mut Run, report: &mut Report) -> anyhow::Result<()> {
     let sizes = run.sizes.clone();
+    let reps = sizes.repetitions.max(1);
     if args.wants("bare") {
         eprintln!(
-            "== bare client: {} pods, {} in flight",
+            "== bare client: {} pods, {} in flight, {reps} repetitions (after a warm-up)",
             sizes.bare_pods, sizes.concurrency
         );
-        let (bare, line) = phases::bare::run(run).await?;
+        phases::bare::warm_up(run).await?;
+        let mut runs = Vec::new();
+        for rep in 0..reps {
+            let (bare, line) = phases::bare::run(run, rep).await?;
+            eprintln!(
+                "   repetition {}/{reps}: {:.0} pods/s",
+                rep + 1,
+                bare.pods_per_second
+            );
+            runs.push((bare, line));
+        }
+        let ((mut bare, line), all) = median(runs, |(b, _)| b.pods_per_second)?;
+        bare.runs = all;
         report.bare = Some(bare);
         report.timelines.push(line);
     }
@@ -256,10 +320,21 @@ async fn phases(args: &Args, run: &mut Run, report: &mut Report) -> anyhow::Resu
             },
         ] {
             eprintln!(
-                "== Job controller {}: {} Jobs × {} pods",
+                "== Job controller {}: {} Jobs × {} pods, {reps} repetitions",
                 limits.label, limits.jobs, sizes.replicas
             );
-            let (creator, line) = phases::job_controller::run(run, &limits).await?;
+            let mut runs = Vec::new();
+            for rep in 0..reps {
+                let one = phases::job_controller::run(run, &limits, rep).await?;
+                eprintln!(
+                    "   repetition {}/{reps}: {:.0} pods/s",
+                    rep + 1,
+                    one.0.pods_per_second
+                );
+                runs.push(one);
+            }
+            let ((mut creator, line), all) = median(runs, |(c, _)| c.pods_per_second)?;
+            creator.runs = all;
             report.job_controller.push(creator);
             report.timelines.push(line);
         }
@@ -268,12 +343,53 @@ async fn phases(args: &Args, run: &mut Run, report: &mut Report) -> anyhow::Resu
     if args.wants("tfjob") {
         for mode in modes {
             eprintln!(
-                "== tfjob-operator {}: {} TFJobs × {} replicas",
+                "== tfjob-operator {}: {} TFJobs × {} replicas, {reps} repetitions",
                 mode.0, sizes.jobs, sizes.replicas
             );
-            let (creator, line) = phases::tfjob::throughput(run, mode).await?;
+            let mut runs = Vec::new();
+            for rep in 0..reps {
+                let one = phases::tfjob::throughput(run, mode, rep).await?;
+                eprintln!(
+                    "   repetition {}/{reps}: {:.0} pods/s",
+                    rep + 1,
+                    one.0.pods_per_second
+                );
+                runs.push(one);
+            }
+            let ((mut creator, line), all) = median(runs, |(c, _)| c.pods_per_second)?;
+            creator.runs = all;
             report.tfjob.push(creator);
             report.timelines.push(line);
+        }
+    }
+    if args.wants("backlog") {
+        for controller in [
+            Controller::Jobs,
+            Controller::Operator(modes[0]),
+            Controller::Operator(modes[1]),
+        ] {
+            eprintln!(
+                "== backlog, {}: {} parents stored, then the controller starts; {reps} repetitions",
+                controller.label(),
+                sizes.backlog_jobs
+            );
+            report
+                .backlog
+                .push(phases::backlog::run(run, controller, reps).await?);
+        }
+    }
+    if args.wants("open-loop") {
+        for &rate in &sizes.open_loop_rates {
+            for controller in [Controller::Jobs, Controller::Operator(modes[0])] {
+                eprintln!(
+                    "== open loop, {}: {rate} parents/s for {} s",
+                    controller.label(),
+                    sizes.open_loop_seconds
+                );
+                report
+                    .open_loop
+                    .push(phases::open_loop::run(run, controller, rate).await?);
+            }
         }
     }
     if args.wants("latency") {
@@ -288,14 +404,18 @@ async fn phases(args: &Args, run: &mut Run, report: &mut Report) -> anyhow::Resu
         }
     }
     if args.wants("lifecycle") {
-        for mode in modes {
-            eprintln!(
-                "== lifecycle {}: {} TFJobs to Succeeded",
-                mode.0, sizes.lifecycle_jobs
-            );
-            report
-                .lifecycle
-                .push(phases::tfjob::lifecycle(run, mode).await?);
+        for window in [STATUS_WINDOW, Duration::ZERO] {
+            for mode in modes {
+                eprintln!(
+                    "== lifecycle {}: {} TFJobs to Succeeded, status batch window {} ms",
+                    mode.0,
+                    sizes.lifecycle_jobs,
+                    window.as_millis()
+                );
+                report
+                    .lifecycle
+                    .push(phases::tfjob::lifecycle(run, mode, window).await?);
+            }
         }
     }
     // After the Job controller's phases, which would also run this phase's Jobs.
@@ -324,6 +444,14 @@ async fn phases(args: &Args, run: &mut Run, report: &mut Report) -> anyhow::Resu
     Ok(())
 }
 
+/// The operator's default `--status-batch-window`.
+const STATUS_WINDOW: Duration = tfjob_core::plan::coalesce::DEFAULT_WINDOW;
+
+/// The median repetition and every repetition's figure.
+fn median<T>(runs: Vec<T>, key: impl Fn(&T) -> f64) -> anyhow::Result<(T, Vec<f64>)> {
+    run::median_run(runs, key).ok_or_else(|| anyhow::anyhow!("no repetition ran"))
+}
+
 fn write_outputs(args: &Args, report: &Report) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)?;
     std::fs::write(
@@ -331,23 +459,55 @@ fn write_outputs(args: &Args, report: &Report) -> anyhow::Result<()> {
         serde_json::to_string_pretty(report)? + "\n",
     )?;
     std::fs::write(args.out.join("latest.md"), report.table())?;
+    let m = &report.machine;
+    let machine = format!(
+        "{} CPUs, Kubernetes {}, load average {:.2}; {}",
+        m.cpus, m.kubernetes, m.load_start[0], report.started
+    );
     if !report.timelines.is_empty() {
-        let m = &report.machine;
         let subtitle = format!(
-            "{} × {} pods per creator ({}), {} CPUs, Kubernetes {}, load average {:.2}; {}",
-            report.sizes.jobs,
-            report.sizes.replicas,
-            "bare client: same pods",
-            m.cpus,
-            m.kubernetes,
-            m.load_start[0],
-            report.started
+            "{} × {} pods per creator (bare client: same pods), median of {} runs; {machine}",
+            report.sizes.jobs, report.sizes.replicas, report.sizes.repetitions
         );
         chart::draw(
             &args.out.join("pods-over-time.png"),
             &report.timelines,
+            &chart::Labels {
+                title: "Pods created over time (first submit = 0)",
+                x_desc: "seconds since the first job was submitted",
+                subtitle: &subtitle,
+            },
+        )?;
+    }
+    if !report.backlog.is_empty() {
+        let lines: Vec<_> = report.backlog.iter().map(|b| b.timeline.clone()).collect();
+        let subtitle = format!(
+            "{} parents × {} pods stored, then the controller started; median of {} runs; {machine}",
+            report.sizes.backlog_jobs, report.sizes.replicas, report.sizes.repetitions
+        );
+        chart::draw(
+            &args.out.join("backlog-pods-over-time.png"),
+            &lines,
+            &chart::Labels {
+                title: "Backlog: pods created over time (first child = 0)",
+                x_desc: "seconds since the controller's first child",
+                subtitle: &subtitle,
+            },
+        )?;
+    }
+    if !report.open_loop.is_empty() {
+        let subtitle = format!(
+            "{} s of arrivals per rate, {} pods per parent; {machine}",
+            report.sizes.open_loop_seconds, report.sizes.replicas
+        );
+        chart::draw_rates(
+            &args.out.join("open-loop-latency.png"),
+            &report.open_loop_series(),
             &subtitle,
         )?;
+    }
+    if args.out == std::path::Path::new(DEFAULT_OUT) {
+        readme::update(std::path::Path::new("README.md"), report)?;
     }
     Ok(())
 }
@@ -355,6 +515,22 @@ fn write_outputs(args: &Args, report: &Report) -> anyhow::Result<()> {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let started = Instant::now();
+    let load = load_average()[0];
+    if load > args.max_load {
+        if args.out == std::path::Path::new(DEFAULT_OUT) {
+            eprintln!(
+                "error: the load average is {load:.2}, above {:.2}: other work would skew the \
+                 figures, so this run will not replace {DEFAULT_OUT}. Wait for the machine to \
+                 be idle, or pass --out <dir> (or a higher --max-load) for a run to look at",
+                args.max_load
+            );
+            return std::process::ExitCode::from(2);
+        }
+        eprintln!(
+            "warning: the load average is {load:.2} (above {:.2}): figures will be lower than on an idle machine",
+            args.max_load
+        );
+    }
     let mut report = Report {
         schema: 1,
         started: jiff::Timestamp::now()

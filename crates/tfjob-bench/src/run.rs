@@ -178,6 +178,24 @@ impl Run {
         times
     }
 
+    /// Every write in `namespace` by `agents` received within `[from, to]`, by kind, per job:
+    /// what a throughput window costs the apiserver (the parents submitted included).
+    pub fn window_writes_per_job(
+        &self,
+        namespace: &str,
+        agents: &[Agent],
+        (from, to): (f64, f64),
+        jobs: usize,
+    ) -> BTreeMap<String, f64> {
+        let mut writes = BTreeMap::new();
+        for e in self.audit.in_namespace(namespace) {
+            if agents.contains(&e.agent) && e.is_write() && e.received >= from && e.received <= to {
+                *writes.entry(e.kind()).or_default() += 1.0 / jobs.max(1) as f64;
+            }
+        }
+        writes
+    }
+
     /// Object writes by `creator` in `namespace` completed within `[from, to]`.
     pub fn object_writes_between(
         &self,
@@ -192,6 +210,17 @@ impl Run {
             .filter(|e| e.done >= from && e.done <= to)
             .count()
     }
+}
+
+/// The run whose `key` is the median of `runs` (the lower middle one for an even count),
+/// with every run's key in run order.
+pub fn median_run<T>(runs: Vec<T>, key: impl Fn(&T) -> f64) -> Option<(T, Vec<f64>)> {
+    let keys: Vec<f64> = runs.iter().map(&key).collect();
+    let mut order: Vec<usize> = (0..runs.len()).collect();
+    order.sort_by(|a, b| keys[*a].total_cmp(&keys[*b]));
+    let middle = *order.get(order.len().saturating_sub(1) / 2)?;
+    let chosen = runs.into_iter().nth(middle)?;
+    Some((chosen, keys))
 }
 
 /// Pods created over time, at most ~400 points.
@@ -226,6 +255,23 @@ mod tests {
         assert_eq!(quantile(&values, 0.99), 99.0);
         assert_eq!(quantile(&values, 1.0), 100.0);
         assert_eq!(quantile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn the_median_run_is_chosen_by_its_key() {
+        let cases: [(&[f64], Option<f64>); 4] = [
+            (&[3.0, 1.0, 2.0], Some(2.0)),
+            (&[5.0], Some(5.0)),
+            (&[4.0, 1.0], Some(1.0)),
+            (&[], None),
+        ];
+        for (runs, want) in cases {
+            let got = median_run(runs.to_vec(), |v| *v).map(|(v, keys)| {
+                assert_eq!(keys, runs, "keys in run order");
+                v
+            });
+            assert_eq!(got, want, "{runs:?}");
+        }
     }
 
     #[test]

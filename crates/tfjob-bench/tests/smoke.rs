@@ -52,8 +52,13 @@ fn smoke_run_produces_a_complete_report_and_chart() {
     // 1b. Each kind of request was sent without errors and cost the apiserver CPU; the TFJob
     // writes also on the 1.36.4 CRD apiserver.
     let costs = report["costs"].as_array().expect("costs listed");
-    assert_eq!(costs.len(), 8, "{costs:?}");
+    assert_eq!(costs.len(), 13, "{costs:?}");
     for kind in [
+        "update Job status",
+        "create TFJob (templates preserve-unknown-fields)",
+        "patch TFJob status (templates preserve-unknown-fields)",
+        "create TFJob (no descriptions)",
+        "patch TFJob status (no descriptions)",
         "create TFJob (1.36.4 CRD apiserver)",
         "patch TFJob status (1.36.4 CRD apiserver)",
     ] {
@@ -107,6 +112,54 @@ fn smoke_run_produces_a_complete_report_and_chart() {
         "per-job mode: one Service per job"
     );
 
+    // Every end-to-end creator has a share of its own apiserver-bound cap (the window's
+    // requests priced by the cost phase).
+    for creator in &creators {
+        let window = creator["window_writes_per_job"].as_object().unwrap();
+        assert!(window.contains_key("create pods"), "{creator}");
+        assert_eq!(
+            creator["runs"].as_array().unwrap().len(),
+            1,
+            "--smoke: 1 repetition"
+        );
+    }
+    let shares: Vec<&Value> = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["what"].as_str().unwrap().starts_with("end to end: share"))
+        .collect();
+    assert_eq!(shares.len(), 2, "a share per operator mode");
+
+    // Backlog: each controller turned every stored parent into pods.
+    let backlog = report["backlog"].as_array().expect("the backlog phase ran");
+    assert_eq!(
+        backlog.len(),
+        3,
+        "Job controller, operator per-replica and per-job"
+    );
+    for b in backlog {
+        assert_eq!(
+            b["pods"].as_f64(),
+            Some(num(&report, "/sizes/backlog_jobs") * replicas),
+            "{b}"
+        );
+        assert!(b["pods_per_second"].as_f64().unwrap() > 0.0, "{b}");
+        assert!(!b["timeline"]["points"].as_array().unwrap().is_empty());
+    }
+
+    // Open loop: every parent at every rate, for both controllers, got all its pods.
+    let open = report["open_loop"]
+        .as_array()
+        .expect("the open-loop phase ran");
+    assert_eq!(open.len(), 4, "2 rates × 2 controllers");
+    for o in open {
+        assert!(o["jobs"].as_f64().unwrap() > 0.0, "{o}");
+        assert_eq!(o["complete"], o["jobs"], "{o}");
+        assert!(o["p99_ms"].as_f64().unwrap() >= o["p50_ms"].as_f64().unwrap());
+        assert!(o["p50_ms"].as_f64().unwrap() > 0.0, "{o}");
+    }
+
     // 3. Latency of every single job was measured.
     for latency in report["latency"].as_array().unwrap() {
         assert_eq!(latency["timeouts"].as_f64(), Some(0.0));
@@ -115,8 +168,20 @@ fn smoke_run_produces_a_complete_report_and_chart() {
     }
 
     // 4. Every lifecycle reached Succeeded, and its writes and events were counted.
-    for life in report["lifecycle"].as_array().unwrap() {
+    let lifecycles = report["lifecycle"].as_array().unwrap();
+    assert_eq!(lifecycles.len(), 4, "2 modes × (batched, every change)");
+    for life in lifecycles {
         assert_eq!(life["succeeded"], life["jobs"], "{life}");
+        assert!(
+            life["conditions_timed"].as_f64().unwrap() > 0.0,
+            "condition delays measured: {life}"
+        );
+        assert!(
+            life["writes_per_job"]["patch tfjobs/status"]
+                .as_f64()
+                .unwrap()
+                > 0.0
+        );
         assert!(life["object_writes_per_job"].as_f64().unwrap() > 0.0);
         assert!(life["events_per_job"].as_f64().unwrap() > 0.0);
         assert_eq!(life["conflicts"].as_f64(), Some(0.0));
@@ -156,11 +221,19 @@ fn smoke_run_produces_a_complete_report_and_chart() {
     );
 
     // The targets were evaluated, the table and the chart written.
-    assert!(report["targets"].as_array().unwrap().len() >= 10);
+    assert!(report["targets"].as_array().unwrap().len() >= 20);
+    assert!(
+        !report["machine"]["kubernetes"].as_str().unwrap().is_empty(),
+        "the version read from the apiserver"
+    );
     let table = std::fs::read_to_string(out.join("latest.md")).expect("latest.md written");
     assert!(table.contains("| target | wanted | measured | met |"));
     let png = std::fs::read(out.join("pods-over-time.png")).expect("chart written");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    for chart in ["backlog-pods-over-time.png", "open-loop-latency.png"] {
+        let png = std::fs::read(out.join(chart)).expect("chart written");
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{chart}");
+    }
     let lines = report["timelines"].as_array().unwrap();
     assert_eq!(lines.len(), 5, "bare, Job controller ×2, operator ×2");
 

@@ -77,6 +77,20 @@ pub async fn run(run: &mut Run) -> anyhow::Result<Vec<RequestCost>> {
         })
         .await,
         measure(run, "create Job", n, run.create_all(&api::<Job>(run), jobs)).await,
+        measure(run, "update Job status", n, async {
+            let jobs: Api<Job> = api(run);
+            let active = json!({"status": {"active": replicas}});
+            futures::stream::iter(&names)
+                .map(|name| async {
+                    jobs.patch_status(name, &PatchParams::default(), &Patch::Merge(&active))
+                        .await
+                })
+                .buffer_unordered(run.sizes.concurrency.max(1))
+                .filter(|result| futures::future::ready(result.is_err()))
+                .count()
+                .await
+        })
+        .await,
         measure(
             run,
             "create event",
@@ -85,6 +99,7 @@ pub async fn run(run: &mut Run) -> anyhow::Result<Vec<RequestCost>> {
         )
         .await,
     ];
+    costs.extend(crate::phases::crd_variants::run(run, n, &status).await?);
     costs.extend(on_current_kubernetes(run, n, &status).await?);
     Ok(costs)
 }
@@ -164,7 +179,7 @@ where
 
 /// Runs `requests` (they resolve to their error count) and measures what they cost the
 /// apiserver and etcd.
-async fn measure(
+pub async fn measure(
     run: &Run,
     kind: &str,
     requests: usize,

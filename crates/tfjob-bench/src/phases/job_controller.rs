@@ -19,11 +19,16 @@ pub struct Limits {
     pub jobs: usize,
 }
 
-pub async fn run(run: &mut Run, limits: &Limits) -> anyhow::Result<(Creator, Timeline)> {
-    let namespace = format!("bench-job-{}", limits.label);
+/// Repetition `rep`, in its own namespace.
+pub async fn run(
+    run: &mut Run,
+    limits: &Limits,
+    rep: usize,
+) -> anyhow::Result<(Creator, Timeline)> {
+    let namespace = format!("bench-job-{}-{rep}", limits.label);
     let replicas = run.sizes.replicas;
     ensure_namespace(&run.client, &namespace).await?;
-    let log = run.logs.join(format!("kcm-job-{}.log", limits.label));
+    let log = run.logs.join(format!("kcm-{namespace}.log"));
     let controller = JobController::start(&run.bins.kcm, &run.cp, limits.qps, limits.burst, &log)?;
 
     let before = cluster::apiserver_requests(&run.client).await?;
@@ -56,9 +61,10 @@ pub async fn run(run: &mut Run, limits: &Limits) -> anyhow::Result<(Creator, Tim
     controller.stop();
     let after = cluster::apiserver_requests(&run.client).await?;
     if !done {
-        eprintln!(
-            "warning: the Job controller ({}) did not create all {expected} pods",
-            limits.label
+        anyhow::bail!(
+            "the Job controller ({}) did not create all {expected} pods; see {}",
+            limits.label,
+            log.display()
         );
     }
 
@@ -92,6 +98,13 @@ pub async fn run(run: &mut Run, limits: &Limits) -> anyhow::Result<(Creator, Tim
         reads_after_sync: acc.reads_after,
         submit_errors,
         apiserver_requests: cluster::delta(&before, &after),
+        runs: Vec::new(),
+        window_writes_per_job: run.window_writes_per_job(
+            &namespace,
+            &[Agent::Bench, Agent::ControllerManager],
+            (t0, end),
+            limits.jobs,
+        ),
     };
     let line = Timeline {
         label: format!("Job controller, QPS {}", limits.qps),

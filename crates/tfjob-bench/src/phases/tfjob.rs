@@ -9,6 +9,7 @@ use tfjob_core::api::TFJob;
 use crate::audit::Agent;
 use crate::cluster::{self, ensure_namespace};
 use crate::daemons::{OperatorProcess, SimKubeletProcess};
+use crate::phases::conditions::ConditionClock;
 use crate::report::{Creator, Latency, Lifecycle, Timeline};
 use crate::run::{Run, quantile, timeline};
 use crate::workload;
@@ -27,9 +28,20 @@ impl Mode {
         }
     }
 
-    fn start_operator(&self, run: &Run, namespace: &str) -> anyhow::Result<OperatorProcess> {
+    pub fn start_operator(&self, run: &Run, namespace: &str) -> anyhow::Result<OperatorProcess> {
+        self.start_operator_with(run, namespace, &[])
+    }
+
+    /// [`Mode::start_operator`] with extra flags after the run's own.
+    pub fn start_operator_with(
+        &self,
+        run: &Run,
+        namespace: &str,
+        extra: &[String],
+    ) -> anyhow::Result<OperatorProcess> {
         let mut args = vec![format!("--service-mode={}", self.0)];
         args.extend(run.sizes.operator_args.iter().cloned());
+        args.extend(extra.iter().cloned());
         OperatorProcess::start(
             &run.bins.operator,
             &run.cp,
@@ -40,15 +52,20 @@ impl Mode {
     }
 }
 
-fn tfjobs(namespace: &str, prefix: &str, count: usize, replicas: i32) -> Vec<TFJob> {
+pub fn tfjobs(namespace: &str, prefix: &str, count: usize, replicas: i32) -> Vec<TFJob> {
     (0..count)
         .map(|i| workload::tfjob(namespace, &workload::name(prefix, i), i, replicas))
         .collect()
 }
 
 /// M TFJobs submitted with `concurrency` in flight; first submit → all pods created.
-pub async fn throughput(run: &mut Run, mode: Mode) -> anyhow::Result<(Creator, Timeline)> {
-    let namespace = format!("bench-tf-{}", mode.0);
+/// Repetition `rep`, in its own namespace.
+pub async fn throughput(
+    run: &mut Run,
+    mode: Mode,
+    rep: usize,
+) -> anyhow::Result<(Creator, Timeline)> {
+    let namespace = format!("bench-tf-{}-{rep}", mode.0);
     let (jobs, replicas) = (run.sizes.jobs, run.sizes.replicas);
     ensure_namespace(&run.client, &namespace).await?;
     let operator = mode.start_operator(run, &namespace)?;
@@ -79,9 +96,10 @@ pub async fn throughput(run: &mut Run, mode: Mode) -> anyhow::Result<(Creator, T
     let ready_at = operator.ready_at;
     operator.stop();
     if !done {
-        eprintln!(
-            "warning: tfjob-operator ({}) did not create all {children} children",
-            mode.0
+        anyhow::bail!(
+            "tfjob-operator ({}) did not create all {children} children within 120 s; see {}",
+            mode.0,
+            run.logs.join(format!("operator-{namespace}.log")).display()
         );
     }
 
@@ -108,6 +126,13 @@ pub async fn throughput(run: &mut Run, mode: Mode) -> anyhow::Result<(Creator, T
         reads_after_sync: acc.reads_after,
         submit_errors,
         apiserver_requests: cluster::delta(&before, &after),
+        runs: Vec::new(),
+        window_writes_per_job: run.window_writes_per_job(
+            &namespace,
+            &[Agent::Bench, Agent::Operator],
+            (t0, end),
+            jobs,
+        ),
     };
     let line = Timeline {
         label: format!("tfjob-operator, {}", mode.0),
@@ -179,9 +204,11 @@ pub async fn latency(run: &mut Run, mode: Mode) -> anyhow::Result<Latency> {
     })
 }
 
-/// K TFJobs run to Succeeded by the simulated kubelet; every operator write is counted.
-pub async fn lifecycle(run: &mut Run, mode: Mode) -> anyhow::Result<Lifecycle> {
-    let namespace = format!("bench-life-{}", mode.0);
+/// K TFJobs run to Succeeded by the simulated kubelet with status batch `window`; every
+/// operator write is counted, and how long conditions trail the pod changes behind them.
+pub async fn lifecycle(run: &mut Run, mode: Mode, window: Duration) -> anyhow::Result<Lifecycle> {
+    let window_ms = window.as_millis();
+    let namespace = format!("bench-life-{}-w{window_ms}", mode.0);
     let (count, replicas) = (run.sizes.lifecycle_jobs, run.sizes.replicas);
     ensure_namespace(&run.client, &namespace).await?;
     let kubelet = SimKubeletProcess::start(
@@ -190,7 +217,9 @@ pub async fn lifecycle(run: &mut Run, mode: Mode) -> anyhow::Result<Lifecycle> {
         &namespace,
         &run.logs.join(format!("sim-kubelet-{namespace}.log")),
     )?;
-    let operator = mode.start_operator(run, &namespace)?;
+    let clock = ConditionClock::start(&run.client, &namespace);
+    let window_flag = format!("--status-batch-window={window_ms}ms");
+    let operator = mode.start_operator_with(run, &namespace, &[window_flag])?;
     let api: Api<TFJob> = Api::namespaced(run.client.clone(), &namespace);
     let started = Instant::now();
     run.create_all(&api, tfjobs(&namespace, "life", count, replicas))
@@ -226,7 +255,20 @@ pub async fn lifecycle(run: &mut Run, mode: Mode) -> anyhow::Result<Lifecycle> {
     operator.stop();
     kubelet.stop();
     let acc = run.accounting(&namespace, Agent::Operator, ready_at);
+    let delays = clock.delays_ms();
+    drop(clock);
+    if succeeded < count {
+        anyhow::bail!(
+            "{succeeded} of {count} TFJobs succeeded within 120 s ({}); see {}",
+            mode.0,
+            run.logs.join(format!("operator-{namespace}.log")).display()
+        );
+    }
     Ok(Lifecycle {
+        window_ms: window_ms as f64,
+        condition_delay_p50_ms: quantile(&delays, 0.5),
+        condition_delay_p99_ms: quantile(&delays, 0.99),
+        conditions_timed: delays.len(),
         mode: mode.0.into(),
         jobs: count,
         succeeded,

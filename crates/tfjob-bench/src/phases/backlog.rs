@@ -1,0 +1,157 @@
+//! Phase *backlog*, like for like: M parents are stored while their controller is stopped
+//! (no kube-controller-manager Job controller, no operator), then the controller starts and
+//! turns the backlog into pods. Timed from its first child to its last pod, from the audit
+//! log; both controllers face the same apiserver in the same run.
+
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::Api;
+use tfjob_core::api::TFJob;
+
+use crate::audit::Agent;
+use crate::cluster::{JobController, ensure_namespace};
+use crate::phases::tfjob::{Mode, tfjobs};
+use crate::report::{Backlog, Timeline};
+use crate::run::{Run, median_run, timeline};
+use crate::workload;
+
+/// Who works the backlog.
+#[derive(Clone, Copy, Debug)]
+pub enum Controller {
+    /// kube-controller-manager's Job controller, unthrottled (QPS 5000, burst 10000).
+    Jobs,
+    Operator(Mode),
+}
+
+impl Controller {
+    pub fn label(&self) -> String {
+        match self {
+            Controller::Jobs => "Job controller".into(),
+            Controller::Operator(mode) => format!("tfjob-operator, {}", mode.0),
+        }
+    }
+
+    pub fn slug(&self) -> &'static str {
+        match self {
+            Controller::Jobs => "job",
+            Controller::Operator(mode) => mode.0,
+        }
+    }
+
+    pub fn agent(&self) -> Agent {
+        match self {
+            Controller::Jobs => Agent::ControllerManager,
+            Controller::Operator(_) => Agent::Operator,
+        }
+    }
+
+    /// Starts the controller for `namespace` (its log at `log`); the result stops it.
+    pub fn start(
+        &self,
+        run: &Run,
+        namespace: &str,
+        log: &std::path::Path,
+    ) -> anyhow::Result<Box<dyn FnOnce()>> {
+        Ok(match self {
+            Controller::Jobs => {
+                let kcm = JobController::start(&run.bins.kcm, &run.cp, 5000, 10000, log)?;
+                Box::new(move || kcm.stop())
+            }
+            Controller::Operator(mode) => {
+                let operator = mode.start_operator(run, namespace)?;
+                Box::new(move || operator.stop())
+            }
+        })
+    }
+}
+
+/// `reps` repetitions for `controller`; the figures of the median one.
+pub async fn run(run: &mut Run, controller: Controller, reps: usize) -> anyhow::Result<Backlog> {
+    let mut runs = Vec::new();
+    for rep in 0..reps {
+        let one = once(run, controller, rep).await?;
+        eprintln!(
+            "   {} repetition {}/{reps}: {:.0} pods/s",
+            controller.label(),
+            rep + 1,
+            one.pods_per_second
+        );
+        runs.push(one);
+    }
+    let (mut median, all) = median_run(runs, |b| b.pods_per_second)
+        .ok_or_else(|| anyhow::anyhow!("no backlog repetition ran"))?;
+    median.runs = all;
+    Ok(median)
+}
+
+async fn once(run: &mut Run, controller: Controller, rep: usize) -> anyhow::Result<Backlog> {
+    let namespace = format!("bench-backlog-{}-{rep}", controller.slug());
+    let (jobs, replicas) = (run.sizes.backlog_jobs, run.sizes.replicas);
+    ensure_namespace(&run.client, &namespace).await?;
+    // The backlog, stored while nothing works it.
+    let submit_errors = match controller {
+        Controller::Jobs => {
+            let api: Api<Job> = Api::namespaced(run.client.clone(), &namespace);
+            let parents = (0..jobs)
+                .map(|i| workload::job(&namespace, &workload::name("bl", i), i, replicas))
+                .collect();
+            run.create_all(&api, parents).await
+        }
+        Controller::Operator(_) => {
+            let api: Api<TFJob> = Api::namespaced(run.client.clone(), &namespace);
+            run.create_all(&api, tfjobs(&namespace, "bl", jobs, replicas))
+                .await
+        }
+    };
+    if submit_errors > 0 {
+        anyhow::bail!("{submit_errors} of {jobs} backlog parents could not be created");
+    }
+    let log = run.logs.join(format!("backlog-{namespace}.log"));
+    let stop = controller.start(run, &namespace, &log)?;
+    let pods = jobs * replicas as usize;
+    let agent = controller.agent();
+    let ns = namespace.clone();
+    let done = run
+        .wait_count(Duration::from_secs(180), pods, |e| {
+            e.namespace == ns && e.agent == agent && e.created("pods")
+        })
+        .await;
+    // Status writes and events trail the pods (the Job controller batches for 1 s).
+    run.quiet(
+        &namespace,
+        agent,
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+    )
+    .await;
+    stop();
+    if !done {
+        anyhow::bail!(
+            "{} created fewer than {pods} pods for its backlog; see {}",
+            controller.label(),
+            log.display()
+        );
+    }
+    let times = run.pod_times(&namespace, agent);
+    let first_child = run
+        .audit
+        .in_namespace(&namespace)
+        .filter(|e| e.agent == agent && (e.created("pods") || e.created("services")))
+        .map(|e| e.done)
+        .fold(f64::MAX, f64::min);
+    let last = times.last().copied().unwrap_or(first_child);
+    let acc = run.accounting(&namespace, agent, f64::MAX);
+    Ok(Backlog {
+        creator: controller.label(),
+        jobs,
+        pods: times.len(),
+        pods_per_second: times.len() as f64 / (last - first_child).max(1e-9),
+        runs: Vec::new(),
+        writes_per_job: acc.per_job(jobs),
+        timeline: Timeline {
+            label: controller.label(),
+            points: timeline(first_child, &times),
+        },
+    })
+}
