@@ -34,7 +34,7 @@ for cmd in cargo dpkg-deb dpkg-query apt-get ldd python3 git; do
 done
 
 if [[ ${TFJOB_IMAGE_SKIP_BUILD:-} != 1 ]]; then
-    log "building the release binary (cargo build --release --locked; ~5 minutes cold)"
+    log "building the release binary (cargo build --release --locked; ~7 minutes cold: fat LTO, see Cargo.toml)"
     cargo build --release --locked --bin tfjob-operator ||
         die "the release build failed (above)." "Fix the build and run this again."
 fi

@@ -57,7 +57,7 @@ cargo fmt --all -- --check || die "code is not formatted." "run: cargo fmt"
 step "lint (cargo clippy -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "release binary (the large-job test runs what users run; ~5 minutes cold)"
+step "release binary (the large-job test runs what users run; ~7 minutes cold: fat LTO, see Cargo.toml)"
 cargo build --release --locked --bin tfjob-operator
 
 step "unit and integration tests (cargo test)"

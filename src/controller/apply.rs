@@ -49,10 +49,12 @@ pub async fn apply(
     };
 
     let plan_creates_nothing = plan.create_pods.is_empty() && plan.create_services.is_empty();
+    let creating = (!plan_creates_nothing).then(|| ctx.creating.enter());
     let (created_pods, created_services) = futures::join!(
         create_all(&pods, plan.create_pods, |p| ctx.pods.created(p)),
         create_all(&services, plan.create_services, |s| ctx.services.created(s)),
     );
+    drop(creating);
     if let Some(uid) = job.uid()
         && !(plan_creates_nothing)
     {

@@ -9,7 +9,7 @@ use kube::api::ApiResource;
 use super::events::EventRecorder;
 use super::index::ChildIndex;
 use super::memory::{
-    Announced, Conflicts, ErrorBackoff, HeldStatuses, StatusMemo, UndecodableMemo,
+    Announced, Conflicts, Creating, ErrorBackoff, HeldStatuses, StatusMemo, UndecodableMemo,
 };
 use crate::ops::Metrics;
 use tfjob_core::api::naming::CONTROLLER_NAME;
@@ -30,6 +30,7 @@ pub struct Context {
     pub plan_config: PlanConfig,
     pub statuses: StatusMemo,
     pub held: HeldStatuses,
+    pub creating: Creating,
     pub backoff: ErrorBackoff,
     pub announced: Announced,
     pub undecodable: UndecodableMemo,
@@ -60,6 +61,7 @@ impl Context {
             plan_config,
             statuses: Default::default(),
             held: Default::default(),
+            creating: Default::default(),
             backoff: Default::default(),
             announced: Default::default(),
             undecodable: Default::default(),

@@ -4,6 +4,7 @@
 //!
 //! - [`StatusMemo`]: statuses this operator wrote, until the TFJob cache catches up;
 //! - [`HeldStatuses`]: status changes held for the batch window, not written yet;
+//! - [`Creating`]: how many reconciles are creating children right now;
 //! - [`Announced`]: pod warnings already announced (one event per pod and message);
 //! - [`UndecodableMemo`]: undecodable TFJobs already marked Failed;
 //! - [`ErrorBackoff`]: per-job exponential back-off of failed reconciles;
@@ -79,6 +80,31 @@ impl HeldStatuses {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Held, Instant)>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How many reconciles are creating children at this moment: while any are, a new job's
+/// Created status waits a little longer (`plan::coalesce`), so a backlog's pods go first.
+#[derive(Default)]
+pub struct Creating(std::sync::atomic::AtomicUsize);
+
+impl Creating {
+    /// Counts this reconcile as creating until the guard is dropped.
+    pub fn enter(&self) -> CreatingGuard<'_> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        CreatingGuard(self)
+    }
+
+    pub fn any(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed) > 0
+    }
+}
+
+pub struct CreatingGuard<'a>(&'a Creating);
+
+impl Drop for CreatingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -307,5 +333,23 @@ mod tests {
             None,
             "the wait is over after 500 ms"
         );
+    }
+}
+
+#[cfg(test)]
+mod creating_tests {
+    use super::*;
+
+    #[test]
+    fn creating_counts_the_guards_alive() {
+        let creating = Creating::default();
+        assert!(!creating.any());
+        let first = creating.enter();
+        let second = creating.enter();
+        assert!(creating.any());
+        drop(first);
+        assert!(creating.any());
+        drop(second);
+        assert!(!creating.any());
     }
 }

@@ -29,7 +29,7 @@ use super::nodes;
 use crate::ops::metrics::ReconcileResult;
 use tfjob_core::api::TFJob;
 use tfjob_core::api::is_managed_by_this_operator;
-use tfjob_core::plan::coalesce::coalesce;
+use tfjob_core::plan::coalesce::{Batching, coalesce};
 use tfjob_core::plan::{JobEvent, Observed, plan_resolved, plan_undecodable};
 
 pub type Object = DeserializeGuard<CachedJob>;
@@ -150,8 +150,12 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<(Action, bool),
     {
         plan.events.push(degraded::warning(fix));
     }
-    let window = ctx.plan_config.status_batch_window;
-    if let Some(still_held) = coalesce(&mut plan, &current, held, now, window)
+    let batching = Batching {
+        now,
+        window: ctx.plan_config.status_batch_window,
+        others_creating: ctx.creating.any(),
+    };
+    if let Some(still_held) = coalesce(&mut plan, &current, held, batching)
         && let Some(uid) = uid.as_deref()
     {
         ctx.held.hold(uid, still_held);

@@ -28,6 +28,20 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
+    /// Starts metering the CPU of the control plane's processes, `controller` and this one.
+    pub fn cpu_meter(&self, controller: u32) -> procs::CpuMeter {
+        procs::CpuMeter::start(&[
+            ("kube-apiserver", self.pid("kube-apiserver")),
+            ("etcd", self.pid("etcd")),
+            ("controller", controller),
+            (
+                "kube-controller-manager",
+                self.pid("kube-controller-manager"),
+            ),
+            ("benchmark", std::process::id()),
+        ])
+    }
+
     /// Starts a fresh control plane with `audit_policy`; it also stops when this process exits.
     pub fn start(script: &Path, audit_policy: &Path) -> anyhow::Result<ControlPlane> {
         let output = Command::new(script)
@@ -216,6 +230,10 @@ impl JobController {
             "the Job controller did not sync within 30 s (log: {})",
             log.display()
         )
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn stop(mut self) {

@@ -78,6 +78,34 @@ pub fn cpu_ns(pid: u32) -> u64 {
         .sum()
 }
 
+/// CPU used by named processes between [`CpuMeter::start`] and [`CpuMeter::per_job_ms`]:
+/// where a phase's CPU went (the apiserver, etcd, the controller, the benchmark itself).
+pub struct CpuMeter {
+    processes: Vec<(String, u32, u64)>,
+}
+
+impl CpuMeter {
+    pub fn start(processes: &[(&str, u32)]) -> CpuMeter {
+        CpuMeter {
+            processes: processes
+                .iter()
+                .map(|(name, pid)| (name.to_string(), *pid, cpu_ns(*pid)))
+                .collect(),
+        }
+    }
+
+    /// Milliseconds of CPU per job since the start, by process.
+    pub fn per_job_ms(&self, jobs: usize) -> std::collections::BTreeMap<String, f64> {
+        self.processes
+            .iter()
+            .map(|(name, pid, start)| {
+                let used = cpu_ns(*pid).saturating_sub(*start) as f64 / 1e6;
+                (name.clone(), used / jobs.max(1) as f64)
+            })
+            .collect()
+    }
+}
+
 /// CPU time of the calling thread, in nanoseconds.
 pub fn thread_cpu_ns() -> u64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")

@@ -136,6 +136,10 @@ pub struct Creator {
     /// Every request of the window (parents submitted and the creator's writes), per job.
     #[serde(default)]
     pub window_writes_per_job: BTreeMap<String, f64>,
+    /// CPU per job over the window by process: kube-apiserver, etcd, the controller,
+    /// kube-controller-manager (garbage collector), the benchmark (submitting parents).
+    #[serde(default)]
+    pub cpu_ms_per_job: BTreeMap<String, f64>,
 }
 
 /// Phase *backlog*: M parents stored while their controller is stopped; the controller
@@ -530,7 +534,7 @@ impl Report {
                 );
             }
         }
-        for life in &self.lifecycle {
+        for life in self.lifecycle.iter().filter(|l| l.window_ms > 0.0) {
             push(
                 &format!("events per TFJob lifecycle ({})", life.mode),
                 "≤ 6".into(),
@@ -656,18 +660,31 @@ impl Report {
         if !shares.is_empty() {
             let _ = writeln!(
                 out,
-                "\n| end to end: share of own apiserver-bound cap | pods/s | apiserver + etcd CPU per job (parent included) | cap on {} CPUs | share |\n|---|---|---|---|---|",
+                "\n| end to end: share of own apiserver-bound cap | pods/s | apiserver + etcd CPU per job (parent included) | cap on {} CPUs | share | measured CPU per job over the window |\n|---|---|---|---|---|---|",
                 self.machine.cpus
             );
             for s in &shares {
+                let measured: Vec<String> = self
+                    .job_controller
+                    .iter()
+                    .chain(&self.tfjob)
+                    .find(|c| c.name == s.creator)
+                    .map(|c| {
+                        c.cpu_ms_per_job
+                            .iter()
+                            .map(|(k, v)| format!("{k} {} ms", fmt_f(*v)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} ms | {} pods/s | **{:.2}** |",
+                    "| {} | {} | {} ms | {} pods/s | **{:.2}** | {} |",
                     s.creator,
                     fmt_f(s.pods_per_second),
                     fmt_f(s.cost_ms_per_job),
                     fmt_f(s.cap_pods_per_second),
-                    s.share
+                    s.share,
+                    measured.join(", ")
                 );
             }
         }

@@ -76,6 +76,38 @@ impl Run {
         results.iter().filter(|ok| !**ok).count()
     }
 
+    /// Creates `objects` on a fixed schedule, `rate` per second, each create its own task so a
+    /// slow answer never delays the next one (an open loop); returns how many failed.
+    pub async fn create_paced<K>(&self, api: &Api<K>, objects: Vec<K>, rate: f64) -> usize
+    where
+        K: Resource
+            + Clone
+            + Serialize
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(1e-3)));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut creates = Vec::with_capacity(objects.len());
+        for object in objects {
+            ticks.tick().await;
+            let api = api.clone();
+            creates.push(tokio::spawn(async move {
+                api.create(&PostParams::default(), &object).await.is_ok()
+            }));
+        }
+        let mut failed = 0;
+        for create in creates {
+            if !create.await.unwrap_or(false) {
+                failed += 1;
+            }
+        }
+        failed
+    }
+
     /// Polls the audit log until `matches` has matched `expected` new entries, or `timeout`.
     pub async fn wait_count(
         &mut self,

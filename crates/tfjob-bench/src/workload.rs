@@ -13,8 +13,9 @@ use tfjob_core::api::ServiceMode;
 use tfjob_core::api::TFJob;
 use tfjob_core::plan::{Observed, PlanConfig, plan};
 
-/// How long simulated containers run in the lifecycle phase.
-const RUN_MS: &str = "500";
+/// How long simulated containers run in the lifecycle phase: longer than the operator's status
+/// batch window (1 s), as real training is, so a lifecycle's writes are not all one batch.
+const RUN_MS: &str = "3000";
 
 /// The pod template of every replica: about 1.5 KB of JSON, what a real training job carries
 /// (command, args, env, resources, volumes, node selector, tolerations). `index` varies the

@@ -32,6 +32,7 @@ pub async fn run(
     let controller = JobController::start(&run.bins.kcm, &run.cp, limits.qps, limits.burst, &log)?;
 
     let before = cluster::apiserver_requests(&run.client).await?;
+    let cpu = run.cp.cpu_meter(controller.pid());
     let jobs: Vec<Job> = (0..limits.jobs)
         .map(|i| workload::job(&namespace, &workload::name("job", i), i, replicas))
         .collect();
@@ -50,6 +51,7 @@ pub async fn run(
             .await;
         (submit_errors, done)
     };
+    let cpu_ms_per_job = cpu.per_job_ms(limits.jobs);
     // Status updates and events trail the pods by up to the controller's 1 s batch period.
     run.quiet(
         &namespace,
@@ -99,6 +101,7 @@ pub async fn run(
         submit_errors,
         apiserver_requests: cluster::delta(&before, &after),
         runs: Vec::new(),
+        cpu_ms_per_job,
         window_writes_per_job: run.window_writes_per_job(
             &namespace,
             &[Agent::Bench, Agent::ControllerManager],

@@ -60,6 +60,7 @@ pub async fn run(run: &mut Run) -> anyhow::Result<Large> {
             .await?;
         let expected = 2.0 * f64::from(workers + 1);
         let deadline = started + Duration::from_secs(900);
+        let mut said = Instant::now();
         loop {
             let text = operator.scrape();
             let created = prom::sum(&text, "tfjob_operator_pods_created_total")
@@ -72,6 +73,13 @@ pub async fn run(run: &mut Run) -> anyhow::Result<Large> {
                 "{workers} workers: {created} of {expected} children after 15 minutes"
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
+            if said.elapsed() >= Duration::from_secs(10) {
+                said = Instant::now();
+                eprintln!(
+                    "   {workers} workers: {created} of {expected} children so far ({:.0} s)",
+                    started.elapsed().as_secs_f64()
+                );
+            }
         }
         let seconds = started.elapsed().as_secs_f64();
         let (_, peak_kib) = procs::memory_kib(operator.pid()).unwrap_or_default();

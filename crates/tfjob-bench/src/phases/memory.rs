@@ -113,11 +113,19 @@ pub async fn run(run: &mut Run) -> anyhow::Result<Memory> {
     let pods = jobs * replicas as usize;
     let services = jobs * MODE.services(replicas);
     let deadline = Instant::now() + Duration::from_secs(600);
+    let mut said = Instant::now();
     while Instant::now() < deadline && counters(&operator).reconciles < jobs as f64 {
         tokio::time::sleep(Duration::from_millis(500)).await;
+        if said.elapsed() >= PROGRESS_EVERY {
+            said = Instant::now();
+            progress("caching", &operator, jobs);
+        }
     }
     let fill_seconds = fill_started.elapsed().as_secs_f64();
-    settle(&operator, Duration::from_secs(3), Duration::from_secs(60)).await;
+    // The first statuses (Created) follow the children within the status batch window, and
+    // 10,000 of them take the apiserver a minute or more: steady means they are all written.
+    eprintln!("   all jobs reconciled; waiting for their first status writes to finish");
+    settle(&operator, Duration::from_secs(3), Duration::from_secs(300)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (steady_rss_kib, _) = procs::memory_kib(pid).unwrap_or_default();
     let recreated = counters(&operator);
@@ -146,12 +154,17 @@ pub async fn run(run: &mut Run) -> anyhow::Result<Memory> {
     run.cp.restart_apiserver()?;
     // Re-listed once the operator has LISTed TFJobs, pods and Services again and gone quiet.
     let deadline = Instant::now() + Duration::from_secs(300);
+    let mut said = Instant::now();
     while Instant::now() < deadline {
         let c = counters(&operator);
         if c.lists - before.lists >= 3.0 && c.reconciles - before.reconciles >= jobs as f64 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+        if said.elapsed() >= PROGRESS_EVERY {
+            said = Instant::now();
+            progress("re-listing", &operator, jobs);
+        }
     }
     settle(&operator, Duration::from_secs(3), Duration::from_secs(60)).await;
     let relist_seconds = relist_started.elapsed().as_secs_f64();
@@ -187,9 +200,25 @@ pub async fn run(run: &mut Run) -> anyhow::Result<Memory> {
     })
 }
 
+/// How often a long step of this phase says how far it got.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// One progress line: the operator's reconciles so far and its RSS.
+fn progress(step: &str, operator: &OperatorProcess, jobs: usize) {
+    let (rss, _) = procs::memory_kib(operator.pid()).unwrap_or_default();
+    eprintln!(
+        "   {step}: {:.0} reconciles for {jobs} jobs so far, operator RSS {:.1} MiB",
+        counters(operator).reconciles,
+        rss as f64 / 1024.0
+    );
+}
+
 /// Creates `jobs` TFJobs and, once each exists, its pods and Service as the operator would
 /// (`plan` builds them, owned by the job); returns the children created.
 async fn fill(run: &Run, jobs: usize, replicas: i32) -> anyhow::Result<usize> {
+    let written = std::sync::atomic::AtomicUsize::new(0);
+    let started = Instant::now();
+    let tenth = (jobs / 10).max(1);
     let tfjobs: Api<TFJob> = Api::namespaced(run.client.clone(), NAMESPACE);
     let pods: Api<Pod> = Api::namespaced(run.client.clone(), NAMESPACE);
     let services: Api<Service> = Api::namespaced(run.client.clone(), NAMESPACE);
@@ -200,8 +229,8 @@ async fn fill(run: &Run, jobs: usize, replicas: i32) -> anyhow::Result<usize> {
     let params = PostParams::default();
     let children = futures::stream::iter(0..jobs)
         .map(|i| {
-            let (tfjobs, pods, services, config, params) =
-                (&tfjobs, &pods, &services, &config, &params);
+            let (tfjobs, pods, services, config, params, written) =
+                (&tfjobs, &pods, &services, &config, &params, &written);
             async move {
                 let job = workload::tfjob(NAMESPACE, &workload::name("mem", i), i, replicas);
                 let Ok(job) = tfjobs.create(params, &job).await else {
@@ -221,6 +250,13 @@ async fn fill(run: &Run, jobs: usize, replicas: i32) -> anyhow::Result<usize> {
                     futures::future::join_all(service_creates),
                 )
                 .await;
+                let done = written.fetch_add(1, Ordering::Relaxed) + 1;
+                if done % tenth == 0 {
+                    eprintln!(
+                        "   written {done} of {jobs} TFJobs with their children ({:.0} s)",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
                 a.into_iter().chain(b).filter(|ok| *ok).count()
             }
         })

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kube_runtime::watcher;
 use tfjob_core::api::TFJob;
 
@@ -31,38 +31,27 @@ pub async fn run(run: &mut Run, controller: Controller, rate: f64) -> anyhow::Re
     let seen = PodsSeen::start(&run.client, &namespace);
     let stop = controller.start(run, &namespace, &log)?;
 
-    // Arrivals on a fixed schedule: each create is its own task, so a slow answer never
-    // delays the next arrival (an open loop).
-    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut submits = Vec::with_capacity(jobs);
-    for i in 0..jobs {
-        ticks.tick().await;
-        let name = workload::name("op", i);
-        let client = run.client.clone();
-        let ns = namespace.clone();
-        submits.push(tokio::spawn(async move {
-            let params = PostParams::default();
-            match controller {
-                Controller::Jobs => {
-                    let api: Api<Job> = Api::namespaced(client, &ns);
-                    let job = workload::job(&ns, &name, i, replicas);
-                    api.create(&params, &job).await.is_ok()
-                }
-                Controller::Operator(_) => {
-                    let api: Api<TFJob> = Api::namespaced(client, &ns);
-                    let job = workload::tfjob(&ns, &name, i, replicas);
-                    api.create(&params, &job).await.is_ok()
-                }
-            }
-        }));
-    }
-    let mut submit_errors = 0;
-    for submit in submits {
-        if !submit.await.unwrap_or(false) {
-            submit_errors += 1;
+    let names: Vec<String> = (0..jobs).map(|i| workload::name("op", i)).collect();
+    let submit_errors = match controller {
+        Controller::Jobs => {
+            let api: Api<Job> = Api::namespaced(run.client.clone(), &namespace);
+            let parents = names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| workload::job(&namespace, name, i, replicas))
+                .collect();
+            run.create_paced(&api, parents, rate).await
         }
-    }
+        Controller::Operator(_) => {
+            let api: Api<TFJob> = Api::namespaced(run.client.clone(), &namespace);
+            let parents = names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| workload::tfjob(&namespace, name, i, replicas))
+                .collect();
+            run.create_paced(&api, parents, rate).await
+        }
+    };
     let pods = jobs * replicas as usize;
     let ns = namespace.clone();
     let done = run

@@ -70,6 +70,7 @@ pub async fn throughput(
     ensure_namespace(&run.client, &namespace).await?;
     let operator = mode.start_operator(run, &namespace)?;
     let before = cluster::apiserver_requests(&run.client).await?;
+    let cpu = run.cp.cpu_meter(operator.pid());
 
     let api: Api<TFJob> = Api::namespaced(run.client.clone(), &namespace);
     let submit_errors = run
@@ -85,6 +86,7 @@ pub async fn throughput(
                 && (e.created("pods") || e.created("services"))
         })
         .await;
+    let cpu_ms_per_job = cpu.per_job_ms(jobs);
     run.quiet(
         &namespace,
         Agent::Operator,
@@ -127,6 +129,7 @@ pub async fn throughput(
         submit_errors,
         apiserver_requests: cluster::delta(&before, &after),
         runs: Vec::new(),
+        cpu_ms_per_job,
         window_writes_per_job: run.window_writes_per_job(
             &namespace,
             &[Agent::Bench, Agent::Operator],
@@ -204,6 +207,9 @@ pub async fn latency(run: &mut Run, mode: Mode) -> anyhow::Result<Latency> {
     })
 }
 
+/// TFJobs per second arriving in the lifecycle phase.
+const LIFECYCLE_RATE: f64 = 10.0;
+
 /// K TFJobs run to Succeeded by the simulated kubelet with status batch `window`; every
 /// operator write is counted, and how long conditions trail the pod changes behind them.
 pub async fn lifecycle(run: &mut Run, mode: Mode, window: Duration) -> anyhow::Result<Lifecycle> {
@@ -222,8 +228,15 @@ pub async fn lifecycle(run: &mut Run, mode: Mode, window: Duration) -> anyhow::R
     let operator = mode.start_operator_with(run, &namespace, &[window_flag])?;
     let api: Api<TFJob> = Api::namespaced(run.client.clone(), &namespace);
     let started = Instant::now();
-    run.create_all(&api, tfjobs(&namespace, "life", count, replicas))
-        .await;
+    // Arriving at a steady pace, not all at once: the phase measures the writes of whole
+    // lifecycles and how long conditions trail pods, not a burst's queueing (the backlog and
+    // end-to-end phases measure bursts).
+    run.create_paced(
+        &api,
+        tfjobs(&namespace, "life", count, replicas),
+        LIFECYCLE_RATE,
+    )
+    .await;
     let mut succeeded = 0;
     while started.elapsed() < Duration::from_secs(120) {
         tokio::time::sleep(Duration::from_millis(500)).await;

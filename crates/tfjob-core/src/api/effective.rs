@@ -5,7 +5,7 @@
 //! `replicas: 1`, `restartPolicy: Never`, `cleanPodPolicy: None`, the `tfjob-port` on the
 //! `tensorflow` container, and the legacy flat fields folded into the run policy.
 
-use std::collections::BTreeMap;
+use litemap::LiteMap;
 
 use k8s_openapi::api::core::v1::{ContainerPort, PodTemplateSpec};
 
@@ -34,7 +34,7 @@ pub struct EffectiveReplica {
 #[derive(Clone, Debug, PartialEq)]
 pub struct EffectiveSpec {
     /// Ordered Chief, Evaluator, Master, PS, Worker (upstream's status-pass order).
-    pub replicas: BTreeMap<ReplicaType, EffectiveReplica>,
+    pub replicas: LiteMap<ReplicaType, EffectiveReplica>,
     pub success_policy: SuccessPolicy,
     pub enable_dynamic_worker: bool,
     pub clean_pod_policy: CleanPodPolicy,
@@ -60,7 +60,7 @@ impl EffectiveSpec {
     /// skipped here rather than trusted, so this never panics.
     fn defaulted(spec: &TFJobSpec) -> EffectiveSpec {
         let policy = spec.run_policy.clone().unwrap_or_default();
-        let mut replicas: BTreeMap<ReplicaType, EffectiveReplica> = spec
+        let mut replicas: LiteMap<ReplicaType, EffectiveReplica> = spec
             .tf_replica_specs
             .iter()
             .filter_map(|(key, replica)| {
@@ -69,7 +69,7 @@ impl EffectiveSpec {
             .collect();
         // Replica types usually share one template: keep its text once.
         let mut seen: Vec<CompactTemplate> = Vec::new();
-        for replica in replicas.values_mut() {
+        for (_, replica) in replicas.iter_mut() {
             match seen.iter().find(|t| **t == replica.template) {
                 Some(shared) => replica.template.dedup(shared),
                 None => seen.push(replica.template.clone()),

@@ -20,6 +20,10 @@
 //! | the plan deletes something (the status records why, before the delete) | now |
 //! | Created, Running=True, `active`, `succeeded`, `completedIndexes`, `ready`, `startTime` | at the end of the window |
 //!
+//! A new job's first status (Created) also waits, after its window, while other jobs' children
+//! are being created, up to [`FIRST_STATUS_WINDOWS`] windows: when many jobs arrive at once,
+//! their pods go first and the bookkeeping follows.
+//!
 //! A held change is never lost: the next pass plans from the held status (as from a status
 //! just written), the shell looks again when the window ends, and the write carries the state
 //! at that moment (the final counters); an urgent change in between carries the held ones
@@ -35,6 +39,20 @@ use crate::api::{JobStatus, ReplicaStatus};
 
 /// The Job controller's pod-update batch period; the default `--status-batch-window`.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(1);
+
+/// How many windows a new job's first status (Created) waits at most while other jobs' children
+/// are being created: under a backlog, pods go first and the bookkeeping follows.
+pub const FIRST_STATUS_WINDOWS: u32 = 5;
+
+/// When a pass runs and what holds its status back.
+#[derive(Clone, Copy, Debug)]
+pub struct Batching {
+    pub now: Timestamp,
+    /// `--status-batch-window`; zero writes every change at once.
+    pub window: Duration,
+    /// Other jobs' children are being created at this moment.
+    pub others_creating: bool,
+}
 
 /// When to write a planned status change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,9 +82,9 @@ pub fn coalesce(
     plan: &mut Plan,
     stored: &JobStatus,
     held: Option<Held>,
-    now: Timestamp,
-    window: Duration,
+    batching: Batching,
 ) -> Option<Held> {
+    let now = batching.now;
     let since = held.as_ref().map(|h| h.since);
     let (held_status, mut counters) = match held {
         Some(held) => (Some(held.status), held.counters),
@@ -81,7 +99,7 @@ pub fn coalesce(
     if planned == *stored {
         return None; // the change went away before it was written
     }
-    match status_write(stored, &planned, plan, &counters, since, now, window) {
+    match status_write(stored, &planned, plan, &counters, since, batching) {
         StatusWrite::Now => {
             plan.status = Some(planned);
             plan.counters = counters;
@@ -107,16 +125,27 @@ pub fn status_write(
     plan: &Plan,
     counters: &[JobCounter],
     held_since: Option<Timestamp>,
-    now: Timestamp,
-    window: Duration,
+    batching: Batching,
 ) -> StatusWrite {
+    let Batching {
+        now,
+        window,
+        others_creating,
+    } = batching;
     if window.is_zero() || is_urgent(stored, planned, plan, counters) {
         return StatusWrite::Now;
     }
     let since = held_since.unwrap_or(now);
     let held_for = now.duration_since(since).unsigned_abs();
-    match window.checked_sub(held_for) {
-        Some(rest) if !rest.is_zero() => StatusWrite::Hold(rest),
+    if let Some(rest) = window.checked_sub(held_for).filter(|r| !r.is_zero()) {
+        return StatusWrite::Hold(rest);
+    }
+    // A new job's Created yields to the children other jobs are creating, a while.
+    let first_limit = window.saturating_mul(FIRST_STATUS_WINDOWS);
+    match first_limit.checked_sub(held_for) {
+        Some(rest) if stored.conditions.is_empty() && others_creating && !rest.is_zero() => {
+            StatusWrite::Hold(rest.min(window / 4))
+        }
         _ => StatusWrite::Now,
     }
 }
@@ -204,6 +233,46 @@ mod tests {
             },
         );
         status
+    }
+
+    fn at(now: Timestamp, window: Duration) -> Batching {
+        Batching {
+            now,
+            window,
+            others_creating: false,
+        }
+    }
+
+    #[test]
+    fn a_new_jobs_created_yields_to_other_jobs_children_for_a_while() {
+        let window = Duration::from_secs(1);
+        let new = JobStatus::default();
+        let created = status(&[CREATED], 0, 0, 0);
+        let running = status(&[CREATED, RUNNING], 1, 0, 0);
+        let plan = Plan::default();
+        let quarter = StatusWrite::Hold(Duration::from_millis(250));
+        let cases = [
+            // (stored, planned, seconds held, others creating, expected)
+            (&new, &created, 0, true, StatusWrite::Hold(window)),
+            (&new, &created, 1, false, StatusWrite::Now),
+            (&new, &created, 1, true, quarter),
+            (&new, &created, 4, true, quarter),
+            (&new, &created, 5, true, StatusWrite::Now),
+            // Only the first status waits longer than its window.
+            (&created, &running, 1, true, StatusWrite::Now),
+        ];
+        for (stored, planned, held, others_creating, want) in cases {
+            let batching = Batching {
+                now: t(10 + held),
+                window,
+                others_creating,
+            };
+            let got = status_write(stored, planned, &plan, &[], Some(t(10)), batching);
+            assert_eq!(
+                got, want,
+                "held {held} s, others creating: {others_creating}"
+            );
+        }
     }
 
     const CREATED: (&str, &str) = ("Created", "True");
@@ -315,7 +384,14 @@ mod tests {
             ),
         ];
         for (name, stored, planned, plan, want) in cases {
-            let got = status_write(&stored, &planned, plan, &plan.counters, None, t(10), window);
+            let got = status_write(
+                &stored,
+                &planned,
+                plan,
+                &plan.counters,
+                None,
+                at(t(10), window),
+            );
             assert_eq!(got, want, "{name}");
         }
     }
@@ -339,10 +415,17 @@ mod tests {
             (Some(t(10)), t(9), StatusWrite::Hold(Duration::from_secs(1))),
         ];
         for (since, now, want) in cases {
-            let got = status_write(&stored, &planned, &plan, &[], since, now, window);
+            let got = status_write(&stored, &planned, &plan, &[], since, at(now, window));
             assert_eq!(got, want, "held since {since:?}, now {now}");
         }
-        let off = status_write(&stored, &planned, &plan, &[], None, t(10), Duration::ZERO);
+        let off = status_write(
+            &stored,
+            &planned,
+            &plan,
+            &[],
+            None,
+            at(t(10), Duration::ZERO),
+        );
         assert_eq!(off, StatusWrite::Now, "a zero window writes every change");
     }
 }

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_core::ResourceExt;
 
 use crate::api::{JobStatus, TFJob};
-use crate::plan::coalesce::{Held, coalesce};
+use crate::plan::coalesce::{Batching, Held, coalesce};
 use crate::plan::observe::{PodFacts, PodGroupFacts, ServiceFacts};
 use crate::plan::{Observed, Plan, PlanConfig, PodGroupAction, plan};
 use crate::test_fixtures::job;
@@ -83,7 +83,12 @@ impl World {
         }
         let mut plan = self.plan(now);
         self.job.status = Some(stored.clone()).filter(|s| *s != JobStatus::default());
-        *held = coalesce(&mut plan, &stored, held.take(), now, window);
+        let batching = Batching {
+            now,
+            window,
+            others_creating: false,
+        };
+        *held = coalesce(&mut plan, &stored, held.take(), batching);
         self.apply(plan)
     }
 
