@@ -416,7 +416,8 @@ start_apiserver() {
             "${audit_flags[@]}"
         write_kubeconfig "$API_PORT" "$TOKEN"
         rc=0
-        wait_until 60 "$SPAWNED_PID" "$CP_DIR/apiserver.log" \
+        # With tens of thousands of objects in etcd, filling the watch caches takes a while.
+    wait_until 180 "$SPAWNED_PID" "$CP_DIR/apiserver.log" \
             curl -fsS --cacert "$CP_DIR/pki/ca.crt" -H "Authorization: Bearer $TOKEN" \
             "https://127.0.0.1:$API_PORT/readyz" || rc=$?
         case $rc in
@@ -558,7 +559,8 @@ cmd_restart_apiserver() {
     spawn kube-apiserver "$CP_DIR/apiserver.log" "${args[@]}"
     server=$(awk '/server:/ {print $2; exit}' "$CP_DIR/kubeconfig")
     token=$(cat "$CP_DIR/token")
-    wait_until 60 "$SPAWNED_PID" "$CP_DIR/apiserver.log" \
+    # With tens of thousands of objects in etcd, filling the watch caches takes a while.
+    wait_until 180 "$SPAWNED_PID" "$CP_DIR/apiserver.log" \
         curl -fsS --cacert "$CP_DIR/pki/ca.crt" -H "Authorization: Bearer $token" "$server/readyz" ||
         die "kube-apiserver did not come back (log: $CP_DIR/apiserver.log)." "Stop the control plane: $SELF stop $CP_DIR"
     log "kube-apiserver restarted (pid $SPAWNED_PID) in $(elapsed_since "$start")"

@@ -306,3 +306,9 @@ pub fn delta(before: &RequestCounts, after: &RequestCounts) -> RequestCounts {
         .filter(|(_, v)| *v > 0.0)
         .collect()
 }
+
+impl Drop for JobController {
+    fn drop(&mut self) {
+        crate::procs::terminate_if_running(&mut self.child);
+    }
+}

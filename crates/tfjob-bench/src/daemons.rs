@@ -110,3 +110,15 @@ impl SimKubeletProcess {
         terminate(&mut self.child);
     }
 }
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        crate::procs::terminate_if_running(&mut self.child);
+    }
+}
+
+impl Drop for SimKubeletProcess {
+    fn drop(&mut self) {
+        crate::procs::terminate_if_running(&mut self.child);
+    }
+}

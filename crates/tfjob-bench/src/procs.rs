@@ -24,6 +24,14 @@ pub fn terminate(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// [`terminate`] for a child not yet reaped: what the benchmark's process handles do when
+/// dropped, so a phase that fails half-way never leaves a process running into the next run.
+pub fn terminate_if_running(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(None)) {
+        terminate(child);
+    }
+}
+
 /// A free loopback port (bound, then released for the child to take).
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
