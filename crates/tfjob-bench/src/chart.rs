@@ -8,7 +8,7 @@ use anyhow::anyhow;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::report::Timeline;
+use crate::report::{OpenLoop, Timeline};
 
 const COLORS: [RGBColor; 6] = [
     RGBColor(90, 90, 90),
@@ -199,4 +199,26 @@ pub fn draw_rates(path: &Path, series: &[RateSeries], subtitle: &str) -> anyhow:
         .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
+}
+
+/// The open-loop chart's series: p99 (solid) and p50 (dashed) per creator.
+pub fn open_loop_series(rows: &[OpenLoop]) -> Vec<RateSeries> {
+    let mut creators: Vec<&str> = rows.iter().map(|o| o.creator.as_str()).collect();
+    creators.sort();
+    creators.dedup();
+    let mut series = Vec::new();
+    for (i, creator) in creators.iter().enumerate() {
+        let of_creator = || rows.iter().filter(|o| o.creator == *creator);
+        for (quantile, dashed) in [("p99", false), ("p50", true)] {
+            series.push(RateSeries {
+                label: format!("{creator} {quantile}"),
+                points: of_creator()
+                    .map(|o| (o.rate, if dashed { o.p50_ms } else { o.p99_ms }))
+                    .collect(),
+                dashed,
+                color: i + 2,
+            });
+        }
+    }
+    series
 }

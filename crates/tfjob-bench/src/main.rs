@@ -512,7 +512,7 @@ fn write_outputs(args: &Args, report: &Report) -> anyhow::Result<()> {
         );
         chart::draw_rates(
             &args.out.join("open-loop-latency.png"),
-            &report.open_loop_series(),
+            &chart::open_loop_series(&report.open_loop),
             &subtitle,
         )?;
     }

@@ -368,29 +368,6 @@ impl Report {
             .collect()
     }
 
-    /// The open-loop chart's series: p99 (solid) and p50 (dashed) per creator.
-    pub fn open_loop_series(&self) -> Vec<crate::chart::RateSeries> {
-        let mut creators: Vec<&str> = self.open_loop.iter().map(|o| o.creator.as_str()).collect();
-        creators.dedup();
-        creators.sort();
-        creators.dedup();
-        let mut series = Vec::new();
-        for (i, creator) in creators.iter().enumerate() {
-            let rows = || self.open_loop.iter().filter(|o| o.creator == *creator);
-            for (quantile, dashed) in [("p99", false), ("p50", true)] {
-                series.push(crate::chart::RateSeries {
-                    label: format!("{creator} {quantile}"),
-                    points: rows()
-                        .map(|o| (o.rate, if dashed { o.p50_ms } else { o.p99_ms }))
-                        .collect(),
-                    dashed,
-                    color: i + 2,
-                });
-            }
-        }
-        series
-    }
-
     /// Compares the run with the targets.
     pub fn evaluate(&mut self) {
         let mut targets = Vec::new();

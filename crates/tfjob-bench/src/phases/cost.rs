@@ -4,8 +4,6 @@
 //! where the apiserver is the bottleneck, pods/s is the CPU available divided by the CPU a
 //! job's requests cost.
 
-use std::time::Instant;
-
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Event;
@@ -15,7 +13,7 @@ use serde_json::json;
 use tfjob_core::api::TFJob;
 
 use crate::cluster::ensure_namespace;
-use crate::procs;
+use crate::phases::price::{measure, measure_pids};
 use crate::report::RequestCost;
 use crate::run::Run;
 use crate::workload;
@@ -99,7 +97,7 @@ pub async fn run(run: &mut Run) -> anyhow::Result<Vec<RequestCost>> {
         )
         .await,
     ];
-    costs.extend(crate::phases::crd_variants::run(run, n, &status).await?);
+    costs.extend(crate::phases::crd_variants::run(run, NAMESPACE, n, &status).await?);
     costs.extend(on_current_kubernetes(run, n, &status).await?);
     Ok(costs)
 }
@@ -175,42 +173,6 @@ where
     K::DynamicType: Default,
 {
     Api::namespaced(run.client.clone(), NAMESPACE)
-}
-
-/// Runs `requests` (they resolve to their error count) and measures what they cost the
-/// apiserver and etcd.
-pub async fn measure(
-    run: &Run,
-    kind: &str,
-    requests: usize,
-    sent: impl Future<Output = usize>,
-) -> RequestCost {
-    let pids = (run.cp.pid("kube-apiserver"), run.cp.pid("etcd"));
-    measure_pids(pids, kind, requests, sent).await
-}
-
-/// [`measure`] for the apiserver and etcd with these PIDs.
-async fn measure_pids(
-    (apiserver, etcd): (u32, u32),
-    kind: &str,
-    requests: usize,
-    sent: impl Future<Output = usize>,
-) -> RequestCost {
-    let cpu = || (procs::cpu_ns(apiserver), procs::cpu_ns(etcd));
-    let before = cpu();
-    let started = Instant::now();
-    let errors = sent.await;
-    let seconds = started.elapsed().as_secs_f64();
-    let after = cpu();
-    let per_request_ms = |a: u64, b: u64| (b - a) as f64 / 1e6 / requests.max(1) as f64;
-    RequestCost {
-        kind: kind.into(),
-        requests,
-        errors,
-        per_second: requests as f64 / seconds.max(1e-9),
-        apiserver_cpu_ms: per_request_ms(before.0, after.0),
-        etcd_cpu_ms: per_request_ms(before.1, after.1),
-    }
 }
 
 /// A core/v1 Event about TFJob `name`, as the operator records one.

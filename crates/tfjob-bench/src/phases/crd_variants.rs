@@ -10,7 +10,7 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use crate::cluster::install_crd;
-use crate::phases::cost::{NAMESPACE, measure};
+use crate::phases::price::measure;
 use crate::report::RequestCost;
 use crate::run::Run;
 use crate::workload;
@@ -36,7 +36,12 @@ const VARIANTS: [Variant; 2] = [
 ];
 
 /// The rows of both variants: create and status patch, `n` of each.
-pub async fn run(run: &Run, n: usize, status: &Value) -> anyhow::Result<Vec<RequestCost>> {
+pub async fn run(
+    run: &Run,
+    namespace: &str,
+    n: usize,
+    status: &Value,
+) -> anyhow::Result<Vec<RequestCost>> {
     let mut rows = Vec::new();
     for variant in &VARIANTS {
         let crd = variant_crd(variant)?;
@@ -49,14 +54,14 @@ pub async fn run(run: &Run, n: usize, status: &Value) -> anyhow::Result<Vec<Requ
             plural: "tfjobs".into(),
         };
         let api: Api<DynamicObject> =
-            Api::namespaced_with(run.client.clone(), NAMESPACE, &resource);
+            Api::namespaced_with(run.client.clone(), namespace, &resource);
         let names: Vec<String> = (0..n).map(|i| workload::name("variant", i)).collect();
         let objects: Vec<DynamicObject> = names
             .iter()
             .enumerate()
             .map(|(i, name)| {
                 let mut job =
-                    serde_json::to_value(workload::tfjob(NAMESPACE, name, i, run.sizes.replicas))?;
+                    serde_json::to_value(workload::tfjob(namespace, name, i, run.sizes.replicas))?;
                 job["apiVersion"] = json!(resource.api_version);
                 serde_json::from_value(job)
             })

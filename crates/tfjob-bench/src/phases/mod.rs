@@ -9,4 +9,5 @@ pub mod job_controller;
 pub mod large;
 pub mod memory;
 pub mod open_loop;
+pub mod price;
 pub mod tfjob;
