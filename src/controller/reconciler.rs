@@ -50,23 +50,48 @@ pub async fn reconcile(object: Arc<Object>, ctx: Arc<Context>) -> Result<Action,
         Err(payload) => Err(contained_panic(&object, &ctx, panic_message(payload)).await),
     };
     // Every success ends the job's back-off, a pass with nothing to do included: its
-    // children's events must reach it again (they are held back only while it waits).
-    if result.is_ok() {
+    // children's events must reach it again (they are held back only while it waits). A pass
+    // that only held its status change has not shown that the write works: a job whose status
+    // writes keep failing keeps its growing back-off.
+    if matches!(result, Ok(Pass { held: false, .. })) {
         ctx.backoff.succeeded(&job_key);
     }
     timer.finish(match &result {
         Err(_) => ReconcileResult::Error,
-        Ok((_, true)) => ReconcileResult::RequeueAfter,
-        Ok((_, false)) => ReconcileResult::Success,
+        Ok(pass) if pass.requeued => ReconcileResult::RequeueAfter,
+        Ok(_) => ReconcileResult::Success,
     });
-    result.map(|(action, _)| action)
+    result.map(|pass| pass.action)
 }
 
-/// One reconcile; the action, and whether it set a timer.
-async fn reconcile_job(object: &Object, ctx: &Context) -> Result<(Action, bool), ReconcileError> {
+/// How a reconcile ended.
+struct Pass {
+    action: Action,
+    /// It set a timer.
+    requeued: bool,
+    /// It held a status change for the batch window instead of writing it.
+    held: bool,
+}
+
+impl Pass {
+    fn done(action: Action, requeued: bool) -> Pass {
+        Pass {
+            action,
+            requeued,
+            held: false,
+        }
+    }
+}
+
+/// One reconcile.
+async fn reconcile_job(object: &Object, ctx: &Context) -> Result<Pass, ReconcileError> {
     let cached = match &object.0 {
         Ok(cached) => cached,
-        Err(invalid) => return mark_undecodable(invalid, ctx).await.map(|a| (a, false)),
+        Err(invalid) => {
+            return mark_undecodable(invalid, ctx)
+                .await
+                .map(|a| Pass::done(a, false));
+        }
     };
     let job = &cached.job;
     #[cfg(feature = "fault-injection")]
@@ -155,9 +180,9 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<(Action, bool),
         window: ctx.plan_config.status_batch_window,
         others_creating: ctx.creating.any(),
     };
-    if let Some(still_held) = coalesce(&mut plan, &current, held, batching)
-        && let Some(uid) = uid.as_deref()
-    {
+    let still_held = coalesce(&mut plan, &current, held, batching);
+    let holding = still_held.is_some();
+    if let (Some(still_held), Some(uid)) = (still_held, uid.as_deref()) {
         ctx.held.hold(uid, still_held);
     }
     let requeue_after = plan.requeue_after;
@@ -167,7 +192,11 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<(Action, bool),
         None => Action::await_change(),
     };
     if plan.is_noop() {
-        return Ok((action, requeued));
+        return Ok(Pass {
+            action,
+            requeued,
+            held: holding,
+        });
     }
     debug!(
         create_pods = plan.create_pods.len(),
@@ -185,9 +214,17 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<(Action, bool),
         .is_some_and(|uid| !ctx.conflicts.notes(uid).is_empty());
     if blocked {
         let soon = requeue_after.map_or(BLOCKED_RETRY, |after| after.min(BLOCKED_RETRY));
-        return Ok((Action::requeue(soon), true));
+        return Ok(Pass {
+            action: Action::requeue(soon),
+            requeued: true,
+            held: holding,
+        });
     }
-    Ok((action, requeued))
+    Ok(Pass {
+        action,
+        requeued,
+        held: holding,
+    })
 }
 
 /// The error for a reconcile that panicked, with one Warning event on the job (per job and

@@ -205,10 +205,15 @@ async fn the_hot_loop_check_catches_a_missing_backoff() {
         } else {
             &[("TFJOB_FAULT_NO_BACKOFF", "1")]
         };
+        // Every status change written at once: the batch window would pace even an operator
+        // without back-off, hiding the loop this control must show.
         let operator = OperatorBinary::start_with_env(
             "hot-loop",
             &proxy.kubeconfig,
-            &[format!("--namespace={ns}")],
+            &[
+                format!("--namespace={ns}"),
+                "--status-batch-window=0s".into(),
+            ],
             env,
         )
         .await;
