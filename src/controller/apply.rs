@@ -25,13 +25,15 @@ use tfjob_core::plan::messages::event_reason;
 use tfjob_core::plan::observe::PodGroupFacts;
 use tfjob_core::plan::{JobEvent, Plan, PodGroupAction};
 
-/// Applies `plan` to `job`, whose status as last written is `current`.
+/// Applies `plan` to `job`, whose status as last written is `current`; `status_urgent` says
+/// whether its status change is more than progress held for the batch window.
 pub async fn apply(
     ctx: &Context,
     job: &TFJob,
     key: &JobKey,
     current: &JobStatus,
     plan: Plan,
+    status_urgent: bool,
 ) -> Result<(), ReconcileError> {
     let reference = job.object_ref(&());
     let ns = key.0.as_str();
@@ -179,7 +181,7 @@ pub async fn apply(
     .flat_map(|o| o.failed.iter())
     .chain(pod_group_failure.as_ref())
     .collect();
-    let progressed = plan.status.is_some()
+    let progressed = (plan.status.is_some() && status_urgent)
         || [
             &created_pods,
             &created_services,

@@ -29,7 +29,7 @@ use super::nodes;
 use crate::ops::metrics::ReconcileResult;
 use tfjob_core::api::TFJob;
 use tfjob_core::api::is_managed_by_this_operator;
-use tfjob_core::plan::coalesce::{Batching, coalesce};
+use tfjob_core::plan::coalesce::{Batching, coalesce, is_urgent};
 use tfjob_core::plan::{JobEvent, Observed, plan_resolved, plan_undecodable};
 
 pub type Object = DeserializeGuard<CachedJob>;
@@ -206,7 +206,13 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<Pass, Reconcile
         status = plan.status.is_some(),
         "applying plan"
     );
-    apply(ctx, &job, &key, &current, plan).await?;
+    // Held progress written at the end of its window is not progress against a failure:
+    // a pass whose creates fail keeps its back-off even when it writes it.
+    let urgent = plan
+        .status
+        .as_ref()
+        .is_some_and(|planned| is_urgent(&current, planned, &plan, &plan.counters));
+    apply(ctx, &job, &key, &current, plan, urgent).await?;
     // A child name another object holds: look again soon (it is not watched), to report it in
     // the condition and to create the child once the name is free.
     let blocked = uid

@@ -151,7 +151,7 @@ pub fn status_write(
 }
 
 /// Whether the change must be stored with this pass (see the module's table).
-fn is_urgent(
+pub fn is_urgent(
     stored: &JobStatus,
     planned: &JobStatus,
     plan: &Plan,
