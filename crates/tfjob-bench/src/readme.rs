@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::report::Report;
+use crate::report::{Report, fmt_f as f};
 
 const BEGIN: &str = "<!-- bench:begin -->";
 const END: &str = "<!-- bench:end -->";
@@ -39,16 +39,6 @@ fn current(readme: &str) -> Option<&str> {
     Some(&readme[start..end])
 }
 
-fn f(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
-}
-
 /// The block: the run, what it says, the targets, the charts.
 pub fn block(report: &Report) -> String {
     let mut out = String::new();
@@ -69,20 +59,7 @@ pub fn block(report: &Report) -> String {
     for sentence in findings(report) {
         let _ = writeln!(out, "- {sentence}");
     }
-    let _ = writeln!(
-        out,
-        "\n| target | wanted | measured | met |\n|---|---|---|---|"
-    );
-    for t in &report.targets {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} |",
-            t.what,
-            t.target,
-            t.value,
-            if t.met { "yes" } else { "**no**" }
-        );
-    }
+    out.push_str(&report.targets_table());
     let _ = writeln!(
         out,
         "\n![Backlog: pods created over time](bench/results/backlog-pods-over-time.png)\n\

@@ -279,7 +279,7 @@ pub struct Timeline {
     pub points: Vec<(f64, usize)>,
 }
 
-fn fmt_f(v: f64) -> String {
+pub fn fmt_f(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {
@@ -849,20 +849,23 @@ impl Report {
             );
         }
         if !self.targets.is_empty() {
+            out.push_str(&self.targets_table());
+        }
+        out
+    }
+
+    /// The targets as a Markdown table, after a blank line (the table's and the README's).
+    pub fn targets_table(&self) -> String {
+        let mut out = String::from("\n| target | wanted | measured | met |\n|---|---|---|---|\n");
+        for t in &self.targets {
             let _ = writeln!(
                 out,
-                "\n| target | wanted | measured | met |\n|---|---|---|---|"
+                "| {} | {} | {} | {} |",
+                t.what,
+                t.target,
+                t.value,
+                if t.met { "yes" } else { "**no**" }
             );
-            for t in &self.targets {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | {} |",
-                    t.what,
-                    t.target,
-                    t.value,
-                    if t.met { "yes" } else { "**no**" }
-                );
-            }
         }
         out
     }
