@@ -138,7 +138,9 @@ impl Announced {
 /// job waits: events of its children do not cut the wait short (a failing job whose pods
 /// change would otherwise retry at the pace of its pod events).
 pub struct ErrorBackoff {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    /// Failures in a row, until when the job waits, and the spec generation the last failing
+    /// pass saw.
+    failures: Mutex<HashMap<String, Failures>>,
     /// Retry at once (fault injection only: proves the tests can tell back-off from none).
     disabled: bool,
 }
@@ -162,23 +164,35 @@ fn backoff_disabled_by_fault_injection() -> bool {
     false
 }
 
+struct Failures {
+    count: u32,
+    until: Instant,
+    generation: Option<i64>,
+}
+
 impl ErrorBackoff {
     const BASE: Duration = Duration::from_millis(500);
     const MAX: Duration = Duration::from_secs(300);
 
-    /// Records a failure of `key`; returns how long to wait before retrying.
-    pub fn failed(&self, key: &str) -> Duration {
+    /// Records a failure of `key`, whose failing pass saw spec `generation`; returns how long
+    /// to wait before retrying.
+    pub fn failed(&self, key: &str, generation: Option<i64>) -> Duration {
         if self.disabled {
             return Duration::ZERO;
         }
         let now = Instant::now();
         let mut failures = self.lock();
-        let (n, until) = failures.entry(key.to_string()).or_insert((0, now));
-        *n = n.saturating_add(1);
+        let entry = failures.entry(key.to_string()).or_insert(Failures {
+            count: 0,
+            until: now,
+            generation,
+        });
+        entry.count = entry.count.saturating_add(1);
         let wait = Self::BASE
-            .saturating_mul(1u32 << (*n - 1).min(20))
+            .saturating_mul(1u32 << (entry.count - 1).min(20))
             .min(Self::MAX);
-        *until = now + wait;
+        entry.until = now + wait;
+        entry.generation = generation;
         wait
     }
 
@@ -193,11 +207,21 @@ impl ErrorBackoff {
     pub fn waiting_until(&self, key: &str) -> Option<Instant> {
         self.lock()
             .get(key)
-            .map(|(_, until)| *until)
+            .map(|f| f.until)
             .filter(|until| Instant::now() < *until)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
+    /// Until when `key` waits, if it is waiting and its spec is still the `generation` its last
+    /// failing pass saw: a pass that only a status change (our own write's echo) or a metadata
+    /// change started waits too; a changed spec (a user's suspend, new replicas) is acted on.
+    pub fn waiting_for_spec(&self, key: &str, generation: Option<i64>) -> Option<Instant> {
+        self.lock()
+            .get(key)
+            .filter(|f| f.generation == generation && Instant::now() < f.until)
+            .map(|f| f.until)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Failures>> {
         self.failures.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -303,15 +327,15 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_five_minutes_and_resets_on_success() {
         let backoff = ErrorBackoff::default();
-        assert_eq!(backoff.failed("a"), Duration::from_millis(500));
-        assert_eq!(backoff.failed("a"), Duration::from_secs(1));
-        assert_eq!(backoff.failed("a"), Duration::from_secs(2));
+        assert_eq!(backoff.failed("a", None), Duration::from_millis(500));
+        assert_eq!(backoff.failed("a", None), Duration::from_secs(1));
+        assert_eq!(backoff.failed("a", None), Duration::from_secs(2));
         for _ in 0..30 {
-            backoff.failed("a");
+            backoff.failed("a", None);
         }
-        assert_eq!(backoff.failed("a"), Duration::from_secs(300));
+        assert_eq!(backoff.failed("a", None), Duration::from_secs(300));
         backoff.succeeded("a");
-        assert_eq!(backoff.failed("a"), Duration::from_millis(500));
+        assert_eq!(backoff.failed("a", None), Duration::from_millis(500));
     }
 
     #[test]
@@ -319,20 +343,38 @@ mod tests {
         let backoff = ErrorBackoff::default();
         assert_eq!(backoff.waiting_until("a"), None, "never failed");
         let before = Instant::now();
-        backoff.failed("a");
+        backoff.failed("a", None);
         let until = backoff.waiting_until("a").expect("waiting");
         assert!(until >= before + Duration::from_millis(500));
         assert_eq!(backoff.waiting_until("b"), None);
         backoff.succeeded("a");
         assert_eq!(backoff.waiting_until("a"), None);
         let backoff = ErrorBackoff::default();
-        backoff.failed("c");
+        backoff.failed("c", None);
         std::thread::sleep(Duration::from_millis(600));
         assert_eq!(
             backoff.waiting_until("c"),
             None,
             "the wait is over after 500 ms"
         );
+    }
+
+    #[test]
+    fn only_a_changed_spec_cuts_the_wait_short() {
+        let backoff = ErrorBackoff::default();
+        backoff.failed("a", Some(3));
+        // (generation the pass sees) → waits
+        let cases = [(Some(3), true), (Some(4), false), (None, false)];
+        for (generation, waits) in cases {
+            assert_eq!(
+                backoff.waiting_for_spec("a", generation).is_some(),
+                waits,
+                "{generation:?}"
+            );
+        }
+        assert_eq!(backoff.waiting_for_spec("b", Some(3)), None, "never failed");
+        backoff.succeeded("a");
+        assert_eq!(backoff.waiting_for_spec("a", Some(3)), None);
     }
 }
 

@@ -53,7 +53,13 @@ pub async fn reconcile(object: Arc<Object>, ctx: Arc<Context>) -> Result<Action,
     // children's events must reach it again (they are held back only while it waits). A pass
     // that only held its status change has not shown that the write works: a job whose status
     // writes keep failing keeps its growing back-off.
-    if matches!(result, Ok(Pass { held: false, .. })) {
+    if matches!(
+        result,
+        Ok(Pass {
+            keeps_backoff: false,
+            ..
+        })
+    ) {
         ctx.backoff.succeeded(&job_key);
     }
     timer.finish(match &result {
@@ -69,8 +75,9 @@ struct Pass {
     action: Action,
     /// It set a timer.
     requeued: bool,
-    /// It held a status change for the batch window instead of writing it.
-    held: bool,
+    /// It proved nothing about the job's failure: it held its status change for the batch
+    /// window instead of writing it, or it only waited out the back-off.
+    keeps_backoff: bool,
 }
 
 impl Pass {
@@ -78,7 +85,7 @@ impl Pass {
         Pass {
             action,
             requeued,
-            held: false,
+            keeps_backoff: false,
         }
     }
 }
@@ -94,6 +101,23 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<Pass, Reconcile
         }
     };
     let job = &cached.job;
+    // A job waiting out its back-off is started again by its own watch events, our status
+    // write's echo among them (the pass that failed wrote it). Only a changed spec or a
+    // deletion is acted on before the wait ends; anything else waits with it.
+    let waiting = ctx.backoff.waiting_for_spec(
+        &backoff_key(&job.namespace().unwrap_or_default(), &job.name_any()),
+        job.metadata.generation,
+    );
+    if let Some(until) = waiting
+        && job.metadata.deletion_timestamp.is_none()
+    {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        return Ok(Pass {
+            action: Action::requeue(left),
+            requeued: true,
+            keeps_backoff: true,
+        });
+    }
     #[cfg(feature = "fault-injection")]
     if job
         .annotations()
@@ -195,7 +219,7 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<Pass, Reconcile
         return Ok(Pass {
             action,
             requeued,
-            held: holding,
+            keeps_backoff: holding,
         });
     }
     debug!(
@@ -223,13 +247,13 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<Pass, Reconcile
         return Ok(Pass {
             action: Action::requeue(soon),
             requeued: true,
-            held: holding,
+            keeps_backoff: holding,
         });
     }
     Ok(Pass {
         action,
         requeued,
-        held: holding,
+        keeps_backoff: holding,
     })
 }
 
@@ -273,7 +297,7 @@ pub fn error_policy(object: Arc<Object>, error: &ReconcileError, ctx: Arc<Contex
     if error.progressed() {
         ctx.backoff.succeeded(&key);
     }
-    let retry = ctx.backoff.failed(&key);
+    let retry = ctx.backoff.failed(&key, object.meta().generation);
     warn!(job = %key, %error, retry_in = ?retry, "reconcile failed");
     Action::requeue(retry)
 }
