@@ -7,7 +7,7 @@
 //! keeps a fast second reconcile from creating the same pod twice (a 409) or restarting the same
 //! failed pod twice. Stale watch events never roll an entry back: resourceVersions only grow.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -115,6 +115,10 @@ struct State<F> {
     mislabelled: HashMap<JobKey, Vec<(JobKey, ChildRef, u64)>>,
     /// The number of the list in progress; children it does not see are swept at its end.
     listing: Option<u32>,
+    /// Jobs whose children the re-list in progress found new or changed: only they are
+    /// triggered at its end (a re-list after 410 Gone usually finds nothing new, and
+    /// triggering every job again for each child kind tripled the resync).
+    relisted: HashSet<JobKey>,
     lists: u32,
     ready: bool,
 }
@@ -135,6 +139,7 @@ impl<F: ChildFacts> Default for ChildIndex<F> {
                 live: HashMap::new(),
                 mislabelled: HashMap::new(),
                 listing: None,
+                relisted: HashSet::new(),
                 lists: 0,
                 ready: false,
             }),
@@ -154,11 +159,14 @@ impl<F: ChildFacts> ChildIndex<F> {
             }
             // Jobs are triggered once the list is complete.
             watcher::Event::InitApply(object) => {
-                state.upsert(object);
+                let (keys, changed) = state.upsert(object);
+                if changed {
+                    state.relisted.extend(keys);
+                }
                 vec![]
             }
             watcher::Event::InitDone => state.sweep(),
-            watcher::Event::Apply(object) => state.upsert(object),
+            watcher::Event::Apply(object) => state.upsert(object).0,
             watcher::Event::Delete(object) => {
                 let Some((key, entry, _)) = entry_of::<F>(object) else {
                     return vec![];
@@ -278,9 +286,10 @@ impl<F: ChildFacts> State<F> {
     /// Inserts or updates a child, unless the cache already holds a newer version of the same
     /// incarnation; returns its job (and the job controlling it, when another). During a list
     /// the child counts as seen by it either way.
-    fn upsert(&mut self, object: &F::Object) -> Vec<JobKey> {
+    /// Caches `object`; returns the jobs it concerns and whether it was new or changed.
+    fn upsert(&mut self, object: &F::Object) -> (Vec<JobKey>, bool) {
         let Some((key, mut entry, controller)) = entry_of::<F>(object) else {
-            return vec![];
+            return (vec![], false);
         };
         let name = entry.facts.name().to_string();
         let child = ChildRef {
@@ -289,7 +298,7 @@ impl<F: ChildFacts> State<F> {
         };
         entry.listed = self.listing.unwrap_or(self.lists);
         let children = self.live.entry(key.clone()).or_default();
-        match children
+        let changed = match children
             .iter_mut()
             .find(|e| e.facts.name() == entry.facts.name())
         {
@@ -298,15 +307,22 @@ impl<F: ChildFacts> State<F> {
                     && cached.resource_version > entry.resource_version =>
             {
                 cached.listed = entry.listed;
+                false
             }
-            Some(cached) => *cached = entry,
+            Some(cached) => {
+                let same = cached.facts.uid() == entry.facts.uid()
+                    && cached.resource_version == entry.resource_version;
+                *cached = entry;
+                !same
+            }
             None => {
                 children.push(entry);
                 children.shrink_to_fit();
+                true
             }
-        }
+        };
         self.forget_mislabelled(&key, &name);
-        match controller {
+        let keys = match controller {
             Some((owner_key, owner)) => {
                 self.mislabelled
                     .entry(owner_key.clone())
@@ -315,7 +331,8 @@ impl<F: ChildFacts> State<F> {
                 vec![key, owner_key]
             }
             None => vec![key],
-        }
+        };
+        (keys, changed)
     }
 
     /// Drops the record of child `name` (under label key `key`) as controlled by another job.
@@ -331,11 +348,21 @@ impl<F: ChildFacts> State<F> {
 
     /// Ends a list: drops the children it did not see; returns every job, since any of them
     /// may have changed while the watch was down.
+    /// Ends a list: drops the children it did not see. Returns the jobs to reconcile: all of
+    /// them after the first list, else those whose children it found new, changed or gone.
     fn sweep(&mut self) -> Vec<JobKey> {
-        let mut touched: Vec<JobKey> = self.live.keys().cloned().collect();
+        let first = !self.ready;
+        let mut touched = std::mem::take(&mut self.relisted);
+        if first {
+            touched.extend(self.live.keys().cloned());
+        }
         if let Some(list) = self.listing.take() {
-            self.live.retain(|_, children| {
+            self.live.retain(|key, children| {
+                let before = children.len();
                 children.retain(|e| e.listed == list);
+                if children.len() != before {
+                    touched.insert(key.clone());
+                }
                 !children.is_empty()
             });
             self.live.shrink_to_fit();
@@ -349,6 +376,7 @@ impl<F: ChildFacts> State<F> {
             });
         }
         self.ready = true;
+        let mut touched: Vec<JobKey> = touched.into_iter().collect();
         touched.sort();
         touched
     }
@@ -470,6 +498,80 @@ mod tests {
         index.apply(&watcher::Event::Init);
         assert_eq!(index.apply(&watcher::Event::InitDone), vec![key()]);
         assert!(index.is_empty());
+    }
+
+    #[test]
+    fn a_relist_triggers_only_the_jobs_whose_children_changed() {
+        let other = |name: &str, uid: &str, rv: u64| {
+            let mut p = pod(name, uid, rv, "Running");
+            p.labels_mut().insert(LABEL_JOB_NAME.into(), "other".into());
+            p.owner_references_mut().clear();
+            p
+        };
+        let other_key: JobKey = ("ns".into(), "other".into());
+        // (the re-list's pods after a first list of j-worker-0 (uid a, rv 1) and other-0 (uid
+        // o, rv 2)) → the jobs triggered
+        let cases: Vec<(&str, Vec<Pod>, Vec<JobKey>)> = vec![
+            (
+                "nothing changed",
+                vec![
+                    pod("j-worker-0", "a", 1, "Running"),
+                    other("other-0", "o", 2),
+                ],
+                vec![],
+            ),
+            (
+                "a pod updated",
+                vec![
+                    pod("j-worker-0", "a", 5, "Failed"),
+                    other("other-0", "o", 2),
+                ],
+                vec![key()],
+            ),
+            (
+                "a pod re-created under its name",
+                vec![
+                    pod("j-worker-0", "a2", 6, "Pending"),
+                    other("other-0", "o", 2),
+                ],
+                vec![key()],
+            ),
+            (
+                "a new pod",
+                vec![
+                    pod("j-worker-0", "a", 1, "Running"),
+                    pod("j-worker-1", "b", 7, "Pending"),
+                    other("other-0", "o", 2),
+                ],
+                vec![key()],
+            ),
+            (
+                "a pod gone",
+                vec![pod("j-worker-0", "a", 1, "Running")],
+                vec![other_key.clone()],
+            ),
+        ];
+        for (case, relist, want) in cases {
+            let index = ChildIndex::<PodFacts>::default();
+            index.apply(&watcher::Event::Init);
+            index.apply(&watcher::Event::InitApply(pod(
+                "j-worker-0",
+                "a",
+                1,
+                "Running",
+            )));
+            index.apply(&watcher::Event::InitApply(other("other-0", "o", 2)));
+            assert_eq!(
+                index.apply(&watcher::Event::InitDone),
+                vec![key(), other_key.clone()],
+                "the first list triggers every job"
+            );
+            index.apply(&watcher::Event::Init);
+            for p in relist {
+                index.apply(&watcher::Event::InitApply(p));
+            }
+            assert_eq!(index.apply(&watcher::Event::InitDone), want, "{case}");
+        }
     }
 
     #[test]

@@ -17,17 +17,77 @@ use std::time::{Duration, Instant};
 use tfjob_core::api::JobStatus;
 use tfjob_core::plan::coalesce::Held;
 
+/// A map by job UID whose entries expire after [`MEMO_TTL`]. Expired entries are swept at
+/// most every [`SWEEP_EVERY`] (a sweep on every insert is quadratic when 10,000 jobs write
+/// their first status together), and a map that has mostly emptied gives its memory back (a
+/// burst of 10,000 entries would otherwise keep its table for the life of the process).
+struct Expiring<V> {
+    entries: HashMap<String, (V, Instant)>,
+    swept: Instant,
+}
+
+/// How long a memo entry is kept at most (the cache normally catches up in milliseconds).
+const MEMO_TTL: Duration = Duration::from_secs(300);
+
+/// How often expired entries are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// Below this many slots a table is not worth shrinking.
+const SMALL_TABLE: usize = 256;
+
+impl<V> Default for Expiring<V> {
+    fn default() -> Self {
+        Expiring {
+            entries: HashMap::new(),
+            swept: Instant::now(),
+        }
+    }
+}
+
+impl<V> Expiring<V> {
+    fn insert(&mut self, key: &str, value: V) {
+        let now = Instant::now();
+        if now.duration_since(self.swept) >= SWEEP_EVERY {
+            self.swept = now;
+            self.entries
+                .retain(|_, (_, at)| now.duration_since(*at) < MEMO_TTL);
+            self.shrink_if_sparse();
+        }
+        self.entries.insert(key.to_string(), (value, now));
+    }
+
+    fn get(&self, key: &str) -> Option<&V> {
+        self.entries.get(key).map(|(value, _)| value)
+    }
+
+    fn remove(&mut self, key: &str) -> Option<V> {
+        let removed = self.entries.remove(key).map(|(value, _)| value);
+        if removed.is_some() {
+            self.shrink_if_sparse();
+        }
+        removed
+    }
+
+    /// Halves the table once it is less than a quarter full (amortized O(1) per removal).
+    fn shrink_if_sparse(&mut self) {
+        let (len, capacity) = (self.entries.len(), self.entries.capacity());
+        if capacity > SMALL_TABLE && len * 4 < capacity {
+            self.entries.shrink_to(len * 2);
+        }
+    }
+
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        self.entries.capacity()
+    }
+}
+
 /// The statuses this operator wrote recently, by job UID, with the resourceVersion each write
 /// produced. A reconcile that runs before the TFJob cache has caught up with our own write uses
 /// the memo instead of the stale cached status, so no transition is applied, counted or
 /// announced twice.
 #[derive(Default)]
-pub struct StatusMemo {
-    written: Mutex<HashMap<String, (u64, JobStatus, Instant)>>,
-}
-
-/// How long a memo entry is kept at most (the cache normally catches up in milliseconds).
-const MEMO_TTL: Duration = Duration::from_secs(300);
+pub struct StatusMemo(Mutex<Expiring<(u64, JobStatus)>>);
 
 impl StatusMemo {
     /// The status to plan from, with the resourceVersion our write got: ours if the cached
@@ -35,7 +95,7 @@ impl StatusMemo {
     pub fn newer_than(&self, uid: &str, cached_rv: u64) -> Option<(u64, JobStatus)> {
         let mut written = self.lock();
         match written.get(uid) {
-            Some((rv, status, _)) if *rv > cached_rv => Some((*rv, status.clone())),
+            Some((rv, status)) if *rv > cached_rv => Some((*rv, status.clone())),
             Some(_) => {
                 written.remove(uid); // the cache has caught up
                 None
@@ -45,40 +105,34 @@ impl StatusMemo {
     }
 
     pub fn remember(&self, uid: &str, rv: u64, status: JobStatus) {
-        let mut written = self.lock();
-        let now = Instant::now();
-        written.retain(|_, (_, _, at)| now.duration_since(*at) < MEMO_TTL);
-        written.insert(uid.to_string(), (rv, status, now));
+        self.lock().insert(uid, (rv, status));
     }
 
     pub fn forget(&self, uid: &str) {
         self.lock().remove(uid);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, JobStatus, Instant)>> {
-        self.written.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Expiring<(u64, JobStatus)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// Status changes held for the batch window (`plan::coalesce`), by job UID. An entry lives
 /// one window unless its job goes away first; entries older than [`MEMO_TTL`] are dropped.
 #[derive(Default)]
-pub struct HeldStatuses(Mutex<HashMap<String, (Held, Instant)>>);
+pub struct HeldStatuses(Mutex<Expiring<Held>>);
 
 impl HeldStatuses {
     /// The change held for the job, taken out (the pass holds it again if it still waits).
     pub fn take(&self, uid: &str) -> Option<Held> {
-        self.lock().remove(uid).map(|(held, _)| held)
+        self.lock().remove(uid)
     }
 
     pub fn hold(&self, uid: &str, held: Held) {
-        let mut all = self.lock();
-        let now = Instant::now();
-        all.retain(|_, (_, at)| now.duration_since(*at) < MEMO_TTL);
-        all.insert(uid.to_string(), (held, now));
+        self.lock().insert(uid, held);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Held, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Expiring<Held>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -276,6 +330,26 @@ impl Conflicts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_burst_of_entries_gives_its_memory_back_once_taken() {
+        let mut map = Expiring::<u64>::default();
+        for i in 0..10_000u64 {
+            map.insert(&format!("uid-{i}"), i);
+        }
+        let full = map.capacity();
+        for i in 0..10_000u64 {
+            assert_eq!(map.remove(&format!("uid-{i}")), Some(i));
+        }
+        assert!(full >= 10_000);
+        assert!(
+            map.capacity() <= SMALL_TABLE,
+            "{} slots left of {full}",
+            map.capacity()
+        );
+        map.insert("again", 1);
+        assert_eq!(map.get("again"), Some(&1));
+    }
 
     #[test]
     fn memo_serves_our_status_until_the_cache_catches_up() {
