@@ -38,6 +38,7 @@ mod prom;
 mod readme;
 mod report;
 mod run;
+mod watching;
 mod workload;
 
 use std::path::PathBuf;

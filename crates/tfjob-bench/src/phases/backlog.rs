@@ -5,9 +5,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::batch::v1::Job;
 use kube::api::Api;
-use tfjob_core::api::TFJob;
 
 use crate::audit::Agent;
 use crate::cluster::{JobController, ensure_namespace};
@@ -46,6 +44,37 @@ impl Controller {
         }
     }
 
+    /// Stores `count` of this controller's parents (Jobs or TFJobs) named `{prefix}-…` in
+    /// `namespace`: all at once (`rate` `None`, the run's concurrency in flight) or `rate` per
+    /// second. Returns how many could not be created.
+    pub async fn submit(
+        &self,
+        run: &Run,
+        namespace: &str,
+        prefix: &str,
+        count: usize,
+        rate: Option<f64>,
+    ) -> usize {
+        let replicas = run.sizes.replicas;
+        match self {
+            Controller::Jobs => {
+                let parents = (0..count)
+                    .map(|i| workload::job(namespace, &workload::name(prefix, i), i, replicas))
+                    .collect();
+                send(run, namespace, parents, rate).await
+            }
+            Controller::Operator(_) => {
+                send(
+                    run,
+                    namespace,
+                    tfjobs(namespace, prefix, count, replicas),
+                    rate,
+                )
+                .await
+            }
+        }
+    }
+
     /// Starts the controller for `namespace` (its log at `log`); the result stops it.
     pub fn start(
         &self,
@@ -63,6 +92,26 @@ impl Controller {
                 Box::new(move || operator.stop())
             }
         })
+    }
+}
+
+/// Creates `parents` in `namespace`, all at once or at `rate` per second; the errors.
+async fn send<K>(run: &Run, namespace: &str, parents: Vec<K>, rate: Option<f64>) -> usize
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(run.client.clone(), namespace);
+    match rate {
+        Some(rate) => run.create_paced(&api, parents, rate).await,
+        None => run.create_all(&api, parents).await,
     }
 }
 
@@ -90,20 +139,7 @@ async fn once(run: &mut Run, controller: Controller, rep: usize) -> anyhow::Resu
     let (jobs, replicas) = (run.sizes.backlog_jobs, run.sizes.replicas);
     ensure_namespace(&run.client, &namespace).await?;
     // The backlog, stored while nothing works it.
-    let submit_errors = match controller {
-        Controller::Jobs => {
-            let api: Api<Job> = Api::namespaced(run.client.clone(), &namespace);
-            let parents = (0..jobs)
-                .map(|i| workload::job(&namespace, &workload::name("bl", i), i, replicas))
-                .collect();
-            run.create_all(&api, parents).await
-        }
-        Controller::Operator(_) => {
-            let api: Api<TFJob> = Api::namespaced(run.client.clone(), &namespace);
-            run.create_all(&api, tfjobs(&namespace, "bl", jobs, replicas))
-                .await
-        }
-    };
+    let submit_errors = controller.submit(run, &namespace, "bl", jobs, None).await;
     if submit_errors > 0 {
         anyhow::bail!("{submit_errors} of {jobs} backlog parents could not be created");
     }

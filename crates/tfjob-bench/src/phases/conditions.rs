@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::ResourceExt;
-use kube_runtime::watcher;
 use tfjob_core::api::TFJob;
+
+use crate::watching::Watching;
 
 /// When each thing was first seen, by job name.
 #[derive(Default)]
@@ -25,7 +25,7 @@ struct Seen {
 /// Two watches in `namespace`, until dropped.
 pub struct ConditionClock {
     seen: Arc<Mutex<Seen>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _watches: [Watching; 2],
 }
 
 const JOB_NAME: &str = "training.kubeflow.org/job-name";
@@ -33,18 +33,13 @@ const JOB_NAME: &str = "training.kubeflow.org/job-name";
 impl ConditionClock {
     pub fn start(client: &kube::Client, namespace: &str) -> ConditionClock {
         let seen = Arc::new(Mutex::new(Seen::default()));
-        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-        let jobs: Api<TFJob> = Api::namespaced(client.clone(), namespace);
         let pod_seen = seen.clone();
-        let pod_task = tokio::spawn(async move {
-            let mut stream = watcher::watcher(pods, watcher::Config::default()).boxed();
-            while let Some(event) = stream.next().await {
-                let Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) = event else {
-                    continue;
-                };
+        let pods = Watching::start(
+            Api::<Pod>::namespaced(client.clone(), namespace),
+            move |pod| {
                 let now = Instant::now();
                 let Some(job) = pod.labels().get(JOB_NAME).cloned() else {
-                    continue;
+                    return;
                 };
                 let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
                 let mut seen = pod_seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -54,15 +49,12 @@ impl ConditionClock {
                 if phase == Some("Succeeded") && pod.name_any() == format!("{job}-worker-0") {
                     seen.worker0_succeeded.entry(job).or_insert(now);
                 }
-            }
-        });
+            },
+        );
         let job_seen = seen.clone();
-        let job_task = tokio::spawn(async move {
-            let mut stream = watcher::watcher(jobs, watcher::Config::default()).boxed();
-            while let Some(event) = stream.next().await {
-                let Ok(watcher::Event::Apply(job) | watcher::Event::InitApply(job)) = event else {
-                    continue;
-                };
+        let jobs = Watching::start(
+            Api::<TFJob>::namespaced(client.clone(), namespace),
+            move |job| {
                 let now = Instant::now();
                 let conditions = job.status.as_ref().map(|s| s.conditions.as_slice());
                 let has = |type_: &str| {
@@ -82,11 +74,11 @@ impl ConditionClock {
                 if has("Succeeded") {
                     seen.job_succeeded.entry(job.name_any()).or_insert(now);
                 }
-            }
-        });
+            },
+        );
         ConditionClock {
             seen,
-            tasks: vec![pod_task, job_task],
+            _watches: [pods, jobs],
         }
     }
 
@@ -107,13 +99,5 @@ impl ConditionClock {
         .collect();
         delays.sort_by(f64::total_cmp);
         delays
-    }
-}
-
-impl Drop for ConditionClock {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
     }
 }

@@ -6,20 +6,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::Api;
-use kube_runtime::watcher;
-use tfjob_core::api::TFJob;
 
 use crate::audit::Agent;
 use crate::cluster::ensure_namespace;
 use crate::phases::backlog::Controller;
 use crate::report::OpenLoop;
 use crate::run::{Run, quantile};
-use crate::workload;
+use crate::watching::Watching;
 
 pub async fn run(run: &mut Run, controller: Controller, rate: f64) -> anyhow::Result<OpenLoop> {
     let namespace = format!("bench-open-{}-{rate:.0}", controller.slug());
@@ -31,27 +27,9 @@ pub async fn run(run: &mut Run, controller: Controller, rate: f64) -> anyhow::Re
     let seen = PodsSeen::start(&run.client, &namespace);
     let stop = controller.start(run, &namespace, &log)?;
 
-    let names: Vec<String> = (0..jobs).map(|i| workload::name("op", i)).collect();
-    let submit_errors = match controller {
-        Controller::Jobs => {
-            let api: Api<Job> = Api::namespaced(run.client.clone(), &namespace);
-            let parents = names
-                .iter()
-                .enumerate()
-                .map(|(i, name)| workload::job(&namespace, name, i, replicas))
-                .collect();
-            run.create_paced(&api, parents, rate).await
-        }
-        Controller::Operator(_) => {
-            let api: Api<TFJob> = Api::namespaced(run.client.clone(), &namespace);
-            let parents = names
-                .iter()
-                .enumerate()
-                .map(|(i, name)| workload::tfjob(&namespace, name, i, replicas))
-                .collect();
-            run.create_paced(&api, parents, rate).await
-        }
-    };
+    let submit_errors = controller
+        .submit(run, &namespace, "op", jobs, Some(rate))
+        .await;
     let pods = jobs * replicas as usize;
     let ns = namespace.clone();
     let done = run
@@ -108,27 +86,23 @@ pub async fn run(run: &mut Run, controller: Controller, rate: f64) -> anyhow::Re
 /// A watch of the pods in a namespace: when each was first seen, by its job.
 struct PodsSeen {
     seen: Arc<Mutex<HashMap<String, f64>>>,
-    task: tokio::task::JoinHandle<()>,
+    _watch: Watching,
 }
 
 impl PodsSeen {
     fn start(client: &kube::Client, namespace: &str) -> PodsSeen {
-        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
         let seen: Arc<Mutex<HashMap<String, f64>>> = Arc::default();
         let record = seen.clone();
-        let task = tokio::spawn(async move {
-            let mut stream = watcher::watcher(pods, watcher::Config::default()).boxed();
-            while let Some(event) = stream.next().await {
-                let Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) = event else {
-                    continue;
-                };
+        let watch = Watching::start(
+            Api::<Pod>::namespaced(client.clone(), namespace),
+            move |pod| {
                 let at = crate::now();
                 let labels = pod.labels();
                 let Some(job) = labels
                     .get("training.kubeflow.org/job-name")
                     .or_else(|| labels.get("job-name"))
                 else {
-                    continue;
+                    return;
                 };
                 let key = format!("{job}/{}", pod.name_any());
                 record
@@ -136,9 +110,12 @@ impl PodsSeen {
                     .unwrap_or_else(|e| e.into_inner())
                     .entry(key)
                     .or_insert(at);
-            }
-        });
-        PodsSeen { seen, task }
+            },
+        );
+        PodsSeen {
+            seen,
+            _watch: watch,
+        }
     }
 
     /// Per job: when its last pod was first seen, and how many pods were seen.
@@ -152,11 +129,5 @@ impl PodsSeen {
             entry.1 += 1;
         }
         jobs
-    }
-}
-
-impl Drop for PodsSeen {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
