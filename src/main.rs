@@ -45,55 +45,14 @@ fn main() -> ExitCode {
         Some(Command::Crd { kubernetes_version }) => print_crd(kubernetes_version),
         Some(Command::Check(args)) => tfjob_operator::check::main(*args),
         Some(Command::Run(args)) => {
-            malloc_arenas::limit();
+            tfjob_operator::ops::malloc_arenas::limit();
             tfjob_operator::runtime::main(*args)
         }
         None => {
-            malloc_arenas::limit();
+            tfjob_operator::ops::malloc_arenas::limit();
             tfjob_operator::runtime::main(cli.run)
         }
     }
-}
-
-/// glibc's malloc gives a thread that meets contention an arena of its own (up to 8 per core)
-/// and keeps what each arena freed: the first list of a large cluster decodes its objects on
-/// whichever runtime thread runs the watch, and the memory they leave behind stays with that
-/// arena. With one arena the benchmark's 3,000 cached jobs take 8.4 KiB each instead of 11.3
-/// (2 arenas: 9.8), at the same idle RSS; the operator's allocations are few and short, so the
-/// one lock costs nothing measurable. glibc reads the limit from the environment when the
-/// process starts, so the operator starts itself again with `MALLOC_ARENA_MAX=1` (same PID,
-/// same arguments; `unsafe` `mallopt` is not allowed here). A `MALLOC_ARENA_MAX` already set
-/// wins.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod malloc_arenas {
-    use std::os::unix::process::CommandExt;
-
-    const VARIABLE: &str = "MALLOC_ARENA_MAX";
-    const ARENAS: &str = "1";
-
-    pub fn limit() {
-        if std::env::var_os(VARIABLE).is_some() {
-            return;
-        }
-        let Ok(exe) = std::env::current_exe() else {
-            return;
-        };
-        let mut args = std::env::args_os();
-        let mut command = std::process::Command::new(exe);
-        if let Some(arg0) = args.next() {
-            command.arg0(arg0);
-        }
-        // Only returns if the exec failed: run on with glibc's default.
-        let error = command.args(args).env(VARIABLE, ARENAS).exec();
-        eprintln!(
-            "note: cannot restart with {VARIABLE}={ARENAS} ({error}); running with glibc's default arenas"
-        );
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-mod malloc_arenas {
-    pub fn limit() {}
 }
 
 fn print_crd(server: Option<KubeVersion>) -> ExitCode {

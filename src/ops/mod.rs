@@ -6,11 +6,13 @@
 //! * [`client`]: the kube `Client` with rate limiting, request metrics and User-Agent;
 //! * [`server`]: `/metrics`, `/healthz`, `/readyz` over HTTP, and the readiness flags;
 //! * [`liveness`]: what `/healthz` checks beyond the process being up (a stalled queue);
-//! * [`leader`]: Lease-based leader election.
+//! * [`leader`]: Lease-based leader election;
+//! * [`malloc_arenas`]: one glibc malloc arena, set before the runtime starts its threads.
 
 pub mod client;
 pub mod leader;
 pub mod liveness;
+pub mod malloc_arenas;
 pub mod metrics;
 pub mod server;
 pub mod telemetry;
