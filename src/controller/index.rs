@@ -553,25 +553,26 @@ mod tests {
         ];
         for (case, relist, want) in cases {
             let index = ChildIndex::<PodFacts>::default();
-            index.apply(&watcher::Event::Init);
-            index.apply(&watcher::Event::InitApply(pod(
-                "j-worker-0",
-                "a",
-                1,
-                "Running",
-            )));
-            index.apply(&watcher::Event::InitApply(other("other-0", "o", 2)));
+            let first = vec![
+                pod("j-worker-0", "a", 1, "Running"),
+                other("other-0", "o", 2),
+            ];
             assert_eq!(
-                index.apply(&watcher::Event::InitDone),
+                list(&index, first),
                 vec![key(), other_key.clone()],
                 "the first list triggers every job"
             );
-            index.apply(&watcher::Event::Init);
-            for p in relist {
-                index.apply(&watcher::Event::InitApply(p));
-            }
-            assert_eq!(index.apply(&watcher::Event::InitDone), want, "{case}");
+            assert_eq!(list(&index, relist), want, "{case}");
         }
+    }
+
+    /// A whole list of `pods`; the jobs its end triggers.
+    fn list(index: &ChildIndex<PodFacts>, pods: Vec<Pod>) -> Vec<JobKey> {
+        index.apply(&watcher::Event::Init);
+        for p in pods {
+            index.apply(&watcher::Event::InitApply(p));
+        }
+        index.apply(&watcher::Event::InitDone)
     }
 
     #[test]
