@@ -22,7 +22,8 @@
 //!
 //! A new job's first status (Created) also waits, after its window, while other jobs' children
 //! are being created, up to [`FIRST_STATUS_WINDOWS`] windows: when many jobs arrive at once,
-//! their pods go first and the bookkeeping follows.
+//! their pods go first and the bookkeeping follows. A first status that already carries
+//! Running=True does not: the condition someone watches for appears within the window.
 //!
 //! A held change is never lost: the next pass plans from the held status (as from a status
 //! just written), the shell looks again when the window ends, and the write carries the state
@@ -140,10 +141,13 @@ pub fn status_write(
     if let Some(rest) = window.checked_sub(held_for).filter(|r| !r.is_zero()) {
         return StatusWrite::Hold(rest);
     }
-    // A new job's Created yields to the children other jobs are creating, a while.
+    // A new job's Created yields to the children other jobs are creating, a while; once its
+    // pods run, the Running it carries waits no longer than the window.
+    let only_created = stored.conditions.is_empty()
+        && !conditions::is_true(&planned.conditions, conditions::RUNNING);
     let first_limit = window.saturating_mul(FIRST_STATUS_WINDOWS);
     match first_limit.checked_sub(held_for) {
-        Some(rest) if stored.conditions.is_empty() && others_creating && !rest.is_zero() => {
+        Some(rest) if only_created && others_creating && !rest.is_zero() => {
             StatusWrite::Hold(rest.min(window / 4))
         }
         _ => StatusWrite::Now,
@@ -258,8 +262,11 @@ mod tests {
             (&new, &created, 1, true, quarter),
             (&new, &created, 4, true, quarter),
             (&new, &created, 5, true, StatusWrite::Now),
-            // Only the first status waits longer than its window.
+            // Only the first status waits longer than its window,
             (&created, &running, 1, true, StatusWrite::Now),
+            // and only while its pods are not running yet.
+            (&new, &running, 1, true, StatusWrite::Now),
+            (&new, &running, 0, true, StatusWrite::Hold(window)),
         ];
         for (stored, planned, held, others_creating, want) in cases {
             let batching = Batching {
