@@ -8,6 +8,7 @@ use kube::api::ApiResource;
 
 use super::events::EventRecorder;
 use super::index::ChildIndex;
+use super::long_waits::LongWaits;
 use super::memory::{
     Announced, Conflicts, Creating, ErrorBackoff, HeldStatuses, StatusMemo, UndecodableMemo,
 };
@@ -35,6 +36,8 @@ pub struct Context {
     pub announced: Announced,
     pub undecodable: UndecodableMemo,
     pub conflicts: Conflicts,
+    /// Waits longer than a minute, kept out of kube-runtime's scheduler.
+    pub long_waits: Arc<LongWaits>,
     /// In the degraded mode of `--allow-upstream-crd` (the installed CRD drops fields the
     /// operator stores, so they are left out of status writes): the command that replaces the
     /// CRD. `None`: the CRD keeps every field.
@@ -66,6 +69,7 @@ impl Context {
             announced: Default::default(),
             undecodable: Default::default(),
             conflicts: Default::default(),
+            long_waits: Default::default(),
             degraded_fix: None,
         }
     }

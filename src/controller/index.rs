@@ -16,6 +16,7 @@ use kube::ResourceExt;
 use kube::api::DynamicObject;
 use kube_runtime::watcher;
 
+use tfjob_core::api::Uid;
 use tfjob_core::api::naming::LABEL_JOB_NAME;
 use tfjob_core::plan::ChildRef;
 use tfjob_core::plan::observe::{PodFacts, PodGroupFacts, ServiceFacts};
@@ -28,7 +29,7 @@ pub trait ChildFacts: Clone + Send + Sync + 'static {
     type Object: Resource + Clone + Send + Sync + 'static;
     fn of(object: &Self::Object) -> Self;
     fn name(&self) -> &str;
-    fn uid(&self) -> Option<&str>;
+    fn uid(&self) -> Option<&Uid>;
     fn mark_terminating(&mut self);
     /// The name of the job the child belongs to: its `job-name` label.
     fn job_of(object: &Self::Object) -> Option<String> {
@@ -44,8 +45,8 @@ impl ChildFacts for PodFacts {
     fn name(&self) -> &str {
         &self.name
     }
-    fn uid(&self) -> Option<&str> {
-        self.uid.as_deref()
+    fn uid(&self) -> Option<&Uid> {
+        self.uid.as_ref()
     }
     fn mark_terminating(&mut self) {
         self.terminating = true;
@@ -62,8 +63,8 @@ impl ChildFacts for PodGroupFacts {
     fn name(&self) -> &str {
         &self.name
     }
-    fn uid(&self) -> Option<&str> {
-        self.uid.as_deref()
+    fn uid(&self) -> Option<&Uid> {
+        self.uid.as_ref()
     }
     fn mark_terminating(&mut self) {
         self.terminating = true;
@@ -85,8 +86,8 @@ impl ChildFacts for ServiceFacts {
     fn name(&self) -> &str {
         &self.name
     }
-    fn uid(&self) -> Option<&str> {
-        self.uid.as_deref()
+    fn uid(&self) -> Option<&Uid> {
+        self.uid.as_ref()
     }
     fn mark_terminating(&mut self) {
         self.terminating = true;
@@ -216,7 +217,7 @@ impl<F: ChildFacts> ChildIndex<F> {
                     .filter(|e| e.owner.is_none())
                     .map(|e| ChildRef {
                         name: e.facts.name().to_string(),
-                        uid: e.facts.uid().map(String::from),
+                        uid: e.facts.uid().map(ToString::to_string),
                     })
                     .collect()
             })
@@ -294,7 +295,7 @@ impl<F: ChildFacts> State<F> {
         let name = entry.facts.name().to_string();
         let child = ChildRef {
             name: name.clone(),
-            uid: entry.facts.uid().map(String::from),
+            uid: entry.facts.uid().map(ToString::to_string),
         };
         entry.listed = self.listing.unwrap_or(self.lists);
         let children = self.live.entry(key.clone()).or_default();

@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod index;
 pub mod job_store;
+pub mod long_waits;
 pub mod memory;
 pub mod merge_patch;
 pub mod nodes;
@@ -234,6 +235,7 @@ fn scope_controller(
     let service_index = Arc::new(ChildIndex::<ServiceFacts>::default());
     let (trigger_tx, trigger_rx) = mpsc::unbounded_channel::<ObjectRef<Object>>();
     let resend = trigger_tx.clone();
+    let wake = trigger_tx.clone();
     let pod_watch = watch_children(
         pods,
         child_config.clone(),
@@ -293,6 +295,8 @@ fn scope_controller(
     // reconcile started for one would find its job missing (kube-runtime drops it as
     // ObjectNotFound) and nothing would trigger it again.
     let queue_metrics = metrics.clone();
+    let long_waits = Arc::new(long_waits::LongWaits::default());
+    let gone_waits = long_waits.clone();
     let job_stream = watcher(jobs, job_config)
         .default_backoff()
         .inspect_err(move |error| {
@@ -316,6 +320,7 @@ fn scope_controller(
                 Ok(watcher::Event::Delete(job)) => {
                     // Its pending request, if any, never runs (kube-runtime drops it).
                     queue_metrics.reconcile_dropped(&job_key(&job));
+                    gone_waits.forget(&(job.namespace().unwrap_or_default(), job.name_any()));
                     None
                 }
                 Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => None,
@@ -330,6 +335,7 @@ fn scope_controller(
         pod_groups,
         priority_classes,
         degraded_fix,
+        long_waits: long_waits.clone(),
         ..Context::new(
             client.clone(),
             metrics.clone(),
@@ -342,7 +348,12 @@ fn scope_controller(
     let queued = store.clone();
     let trigger_metrics = metrics.clone();
     let run = async move {
-        let mut tasks = vec![tokio::spawn(pod_watch), tokio::spawn(service_watch)];
+        let waits = long_waits.clone();
+        let mut tasks = vec![
+            tokio::spawn(pod_watch),
+            tokio::spawn(service_watch),
+            tokio::spawn(async move { waits.run(wake).await }),
+        ];
         tasks.extend(pod_group_watch.map(tokio::spawn));
         tasks.extend(priority_watch.map(tokio::spawn));
         let abort_all =

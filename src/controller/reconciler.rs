@@ -211,10 +211,9 @@ async fn reconcile_job(object: &Object, ctx: &Context) -> Result<Pass, Reconcile
     }
     let requeue_after = plan.requeue_after;
     let requeued = requeue_after.is_some();
-    let action = match plan.requeue_after {
-        Some(after) => Action::requeue(after),
-        None => Action::await_change(),
-    };
+    let action = ctx
+        .long_waits
+        .action(&key, requeue_after, tokio::time::Instant::now());
     if plan.is_noop() {
         return Ok(Pass {
             action,

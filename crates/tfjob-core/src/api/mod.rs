@@ -14,6 +14,7 @@ pub mod replica_type;
 pub mod small_map;
 pub mod template;
 pub mod types;
+pub mod uid;
 pub mod validation;
 
 pub use effective::{EffectiveReplica, EffectiveSpec, is_managed_by_this_operator};
@@ -26,4 +27,5 @@ pub use types::{
     JobCondition, JobStatus, ReplicaFailure, ReplicaSpec, ReplicaStatus, RunPolicy,
     SchedulingPolicy, TFJob, TFJobSpec,
 };
+pub use uid::Uid;
 pub use validation::{ErrorKind, FieldError, ValidationError, validate, validate_update};

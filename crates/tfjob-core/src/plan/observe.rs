@@ -7,7 +7,7 @@ use kube_core::ResourceExt;
 use super::diagnosis::{self, Waiting};
 use crate::api::constants::DEFAULT_CONTAINER_NAME;
 use crate::api::naming::replica_of;
-use crate::api::{ReplicaFailure, ReplicaType};
+use crate::api::{ReplicaFailure, ReplicaType, Uid};
 
 /// Upstream's sentinel exit code for "the tensorflow container has not terminated" (0xbeef);
 /// under `ExitCode` it counts as retryable.
@@ -26,7 +26,7 @@ pub enum Phase {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PodFacts {
     pub name: String,
-    pub uid: Option<String>,
+    pub uid: Option<Uid>,
     pub replica_type: Option<ReplicaType>,
     pub index: Option<i32>,
     pub phase: Phase,
@@ -87,7 +87,7 @@ impl PodFacts {
         let (replica_type, index) = replica_of(pod.labels());
         PodFacts {
             name: pod.name_any(),
-            uid: pod.metadata.uid.clone(),
+            uid: pod.metadata.uid.as_deref().map(Uid::new),
             replica_type,
             index,
             phase,
@@ -176,7 +176,7 @@ fn abnormal(pod: &Pod) -> Option<(String, String)> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServiceFacts {
     pub name: String,
-    pub uid: Option<String>,
+    pub uid: Option<Uid>,
     pub replica_type: Option<ReplicaType>,
     pub index: Option<i32>,
     pub terminating: bool,
@@ -187,7 +187,7 @@ impl ServiceFacts {
         let (replica_type, index) = replica_of(service.labels());
         ServiceFacts {
             name: service.name_any(),
-            uid: service.metadata.uid.clone(),
+            uid: service.metadata.uid.as_deref().map(Uid::new),
             replica_type,
             index,
             terminating: service.metadata.deletion_timestamp.is_some(),
@@ -199,7 +199,7 @@ impl ServiceFacts {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PodGroupFacts {
     pub name: String,
-    pub uid: Option<String>,
+    pub uid: Option<Uid>,
     /// `status.phase` (Volcano: `Pending` until admitted, then `Inqueue`, `Running`, …).
     pub phase: Option<String>,
     /// The PodGroup's `spec` as stored.
@@ -211,7 +211,7 @@ impl PodGroupFacts {
     pub fn of(object: &kube_core::DynamicObject) -> PodGroupFacts {
         PodGroupFacts {
             name: object.name_any(),
-            uid: object.metadata.uid.clone(),
+            uid: object.metadata.uid.as_deref().map(Uid::new),
             phase: object
                 .data
                 .pointer("/status/phase")

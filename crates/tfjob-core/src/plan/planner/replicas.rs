@@ -79,7 +79,7 @@ impl Pass<'_> {
                 self.status
                     .replica_statuses
                     .get(replica_type.as_str())
-                    .is_some_and(|s| s.restarted_pods.contains(uid))
+                    .is_some_and(|s| s.restarted_pods.iter().any(|u| uid.is(u)))
             });
             let decision = restart::decide(
                 policy,
@@ -113,7 +113,7 @@ impl Pass<'_> {
                             .restarted_pods
                             .entry(replica_type)
                             .or_default()
-                            .push(uid.clone());
+                            .push(uid.to_string());
                     }
                     let consumed = pod.restarts.saturating_add(1);
                     restarts_so_far = restarts_so_far.saturating_add(1);
@@ -133,7 +133,7 @@ impl Pass<'_> {
         self.plan.pod_warnings.extend(pods.iter().filter_map(|pod| {
             let (reason, message) = *pod.abnormal.clone()?;
             Some(PodWarning {
-                pod_uid: pod.uid.clone()?,
+                pod_uid: pod.uid.as_ref()?.to_string(),
                 reason,
                 message,
             })
@@ -181,7 +181,7 @@ impl Pass<'_> {
             let description = stuck::describe(&pod.name, deletion);
             if let Some(uid) = &pod.uid {
                 self.plan.pod_warnings.push(PodWarning {
-                    pod_uid: uid.clone(),
+                    pod_uid: uid.to_string(),
                     reason: event_reason::POD_STUCK_TERMINATING.into(),
                     message: format!(
                         "Pod {}/{}",
@@ -203,7 +203,7 @@ impl Pass<'_> {
                     .status
                     .replica_statuses
                     .get(replica_type.as_str())
-                    .is_some_and(|s| s.restarted_pods.contains(uid));
+                    .is_some_and(|s| s.restarted_pods.iter().any(|u| uid.is(u)));
                 if !already_counted {
                     if !limits::may_restart(spec.backoff_limit, *restarts_so_far) {
                         outcome.limit = Some(Limit::Backoff);
@@ -213,7 +213,7 @@ impl Pass<'_> {
                         .restarted_pods
                         .entry(replica_type)
                         .or_default()
-                        .push(uid.clone());
+                        .push(uid.to_string());
                     *restarts_so_far = restarts_so_far.saturating_add(1);
                     let counted = outcome.restarts.entry(replica_type).or_default();
                     *counted = counted.saturating_add(pod.restarts.saturating_add(1));
@@ -249,7 +249,11 @@ impl Pass<'_> {
         for (why, pods) in by_reason {
             let names: Vec<&str> = pods.iter().map(|p| p.name.as_str()).collect();
             let note = diagnosis::blocked_note(&names, &why);
-            if let Some(uid) = pods.first().and_then(|p| p.uid.clone()) {
+            if let Some(uid) = pods
+                .first()
+                .and_then(|p| p.uid.as_ref())
+                .map(ToString::to_string)
+            {
                 self.plan.pod_warnings.push(PodWarning {
                     pod_uid: uid,
                     reason: event_reason::POD_CANNOT_START.into(),
@@ -345,7 +349,7 @@ impl Pass<'_> {
 fn child_ref(pod: &PodFacts) -> ChildRef {
     ChildRef {
         name: pod.name.clone(),
-        uid: pod.uid.clone(),
+        uid: pod.uid.as_ref().map(ToString::to_string),
     }
 }
 

@@ -19,7 +19,11 @@ impl Pass<'_> {
     /// Running / Succeeded / Failed decisions, type by type in upstream's order.
     pub(super) fn status_pass(&mut self, spec: &EffectiveSpec, outcome: &ReplicaOutcome) {
         let pods = self.observed.pods;
-        let alive: BTreeSet<&str> = pods.iter().filter_map(|p| p.uid.as_deref()).collect();
+        let uids: Vec<String> = pods
+            .iter()
+            .filter_map(|p| p.uid.as_ref().map(ToString::to_string))
+            .collect();
+        let alive: BTreeSet<&str> = uids.iter().map(String::as_str).collect();
         let no_indexes = BTreeSet::new();
         self.status.replica_statuses = spec
             .replicas

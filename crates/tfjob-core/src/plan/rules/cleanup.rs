@@ -47,7 +47,7 @@ fn delete(
         .filter(|p| !p.terminating && doomed(p))
         .map(|p| ChildRef {
             name: p.name.clone(),
-            uid: p.uid.clone(),
+            uid: p.uid.as_ref().map(ToString::to_string),
         })
         .collect();
     let services = services
@@ -55,7 +55,7 @@ fn delete(
         .filter(|s| !s.terminating && (all_services || pods.iter().any(|p| p.name == s.name)))
         .map(|s| ChildRef {
             name: s.name.clone(),
-            uid: s.uid.clone(),
+            uid: s.uid.as_ref().map(ToString::to_string),
         })
         .collect();
     Deletions { pods, services }
@@ -68,7 +68,7 @@ mod tests {
     fn pod(name: &str, phase: Phase, terminating: bool) -> PodFacts {
         PodFacts {
             name: name.into(),
-            uid: Some(format!("{name}-uid")),
+            uid: Some(format!("{name}-uid").into()),
             replica_type: None,
             index: None,
             phase,
@@ -85,7 +85,7 @@ mod tests {
     fn service(name: &str, terminating: bool) -> ServiceFacts {
         ServiceFacts {
             name: name.into(),
-            uid: Some(format!("{name}-uid")),
+            uid: Some(format!("{name}-uid").into()),
             replica_type: None,
             index: None,
             terminating,

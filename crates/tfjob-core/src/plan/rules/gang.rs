@@ -81,7 +81,7 @@ pub fn delete(observed: Option<&PodGroupFacts>) -> Option<PodGroupAction> {
     let pg = observed.filter(|pg| !pg.terminating)?;
     Some(PodGroupAction::Delete(ChildRef {
         name: pg.name.clone(),
-        uid: pg.uid.clone(),
+        uid: pg.uid.as_ref().map(ToString::to_string),
     }))
 }
 

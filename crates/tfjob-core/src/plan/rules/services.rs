@@ -56,7 +56,7 @@ pub fn plan(
                         .filter(|s| !s.terminating && s.index.is_some_and(|i| i >= count))
                         .map(|s| ChildRef {
                             name: s.name.clone(),
-                            uid: s.uid.clone(),
+                            uid: s.uid.as_ref().map(ToString::to_string),
                         }),
                 );
             }

@@ -129,7 +129,7 @@ impl World {
                 let uid = self.uid();
                 self.pod_group = Some(PodGroupFacts {
                     name: object["metadata"]["name"].as_str().unwrap().into(),
-                    uid: Some(uid),
+                    uid: Some(uid.into()),
                     phase: None,
                     spec: object["spec"].clone(),
                     terminating: false,
