@@ -72,6 +72,14 @@ pub async fn run(run: &mut Run, controller: Controller, rate: f64) -> anyhow::Re
         })
         .collect();
     latencies.sort_by(f64::total_cmp);
+    write_slowest(
+        run,
+        &namespace,
+        agent,
+        &stored,
+        &last_pod,
+        replicas as usize,
+    );
     Ok(OpenLoop {
         creator: controller.label(),
         rate,
@@ -81,6 +89,64 @@ pub async fn run(run: &mut Run, controller: Controller, rate: f64) -> anyhow::Re
         p99_ms: quantile(&latencies, 0.99),
         max_ms: latencies.last().copied().unwrap_or(0.0),
     })
+}
+
+/// How many of the slowest jobs `open-loop-<namespace>-slowest.tsv` lists.
+const SLOWEST: usize = 10;
+
+/// Writes, for the slowest jobs, where their time went: parent stored, the controller's first
+/// and last pod create (received and done by the apiserver, from the audit log) and the last
+/// pod seen by the watch, all in seconds after the parent was stored. A tail that sits in one
+/// step (the controller starting late, the apiserver answering late, the watch delivering
+/// late) shows there; the same moment in several rows points at a stall of the machine.
+fn write_slowest(
+    run: &Run,
+    namespace: &str,
+    agent: Agent,
+    stored: &HashMap<String, f64>,
+    last_pod: &HashMap<String, (f64, usize)>,
+    replicas: usize,
+) {
+    let mut creates: HashMap<&str, Vec<(f64, f64)>> = HashMap::new();
+    for e in run.audit.in_namespace(namespace) {
+        if e.agent == agent && e.created("pods") {
+            let job = e.name.rsplitn(3, '-').nth(2).unwrap_or_default();
+            creates.entry(job).or_default().push((e.received, e.done));
+        }
+    }
+    let mut rows: Vec<(f64, String)> = stored
+        .iter()
+        .filter_map(|(job, at)| {
+            let (last, count) = last_pod.get(job)?;
+            (*count == replicas).then_some(((last - at) * 1000.0, job.clone()))
+        })
+        .collect();
+    rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut text = String::from(
+        "job\tstored_at\tlatency_ms\tfirst_create_received\tfirst_create_done\tlast_create_received\tlast_create_done\tlast_pod_seen\n",
+    );
+    for (latency, job) in rows.into_iter().take(SLOWEST) {
+        let at = stored[&job];
+        let rel = |t: f64| format!("{:.3}", t - at);
+        let pods = creates.get(job.as_str()).cloned().unwrap_or_default();
+        let first = pods.iter().copied().min_by(|a, b| a.0.total_cmp(&b.0));
+        let last = pods.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1));
+        let pair = |p: Option<(f64, f64)>| {
+            p.map_or("-\t-".to_string(), |(r, d)| {
+                format!("{}\t{}", rel(r), rel(d))
+            })
+        };
+        text.push_str(&format!(
+            "{job}\t{at:.3}\t{latency:.0}\t{}\t{}\t{}\n",
+            pair(first),
+            pair(last),
+            rel(last_pod[&job].0)
+        ));
+    }
+    let path = run.logs.join(format!("open-loop-{namespace}-slowest.tsv"));
+    if let Err(error) = std::fs::write(&path, text) {
+        eprintln!("could not write {}: {error}", path.display());
+    }
 }
 
 /// A watch of the pods in a namespace: when each was first seen, by its job.
