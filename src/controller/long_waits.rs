@@ -15,13 +15,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use kube::Resource;
 use kube_runtime::controller::Action;
 use kube_runtime::reflector::ObjectRef;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
 use super::index::JobKey;
-use super::reconciler::Object;
 
 /// Waits longer than this are kept here rather than in kube-runtime's scheduler.
 pub const LONG: Duration = Duration::from_secs(60);
@@ -89,7 +89,7 @@ impl LongWaits {
     }
 
     /// Triggers each job when its wait ends, until the trigger channel closes.
-    pub async fn run(&self, trigger: UnboundedSender<ObjectRef<Object>>) {
+    pub async fn run<K: Resource<DynamicType = ()>>(&self, trigger: UnboundedSender<ObjectRef<K>>) {
         loop {
             tokio::time::sleep_until(self.next_look(Instant::now())).await;
             for (namespace, name) in self.take_due(Instant::now()) {
@@ -186,7 +186,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_task_triggers_a_job_when_its_wait_ends() {
         let waits = std::sync::Arc::new(LongWaits::default());
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, mut rx) =
+            tokio::sync::mpsc::unbounded_channel::<ObjectRef<k8s_openapi::api::core::v1::Pod>>();
         let start = Instant::now();
         waits.action(&key("a"), Some(secs(3600)), start);
         let task = tokio::spawn({
