@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::Pass;
 use super::replicas::ReplicaOutcome;
-use crate::api::{EffectiveSpec, ReplicaStatus, ReplicaType};
+use crate::api::{EffectiveSpec, ReplicaStatus, ReplicaType, Uid};
 use crate::plan::messages::{self, event_reason};
 use crate::plan::observe::{NO_EXIT_CODE, Phase};
 use crate::plan::rules::{counts, failure, success};
@@ -19,11 +19,7 @@ impl Pass<'_> {
     /// Running / Succeeded / Failed decisions, type by type in upstream's order.
     pub(super) fn status_pass(&mut self, spec: &EffectiveSpec, outcome: &ReplicaOutcome) {
         let pods = self.observed.pods;
-        let uids: Vec<String> = pods
-            .iter()
-            .filter_map(|p| p.uid.as_ref().map(ToString::to_string))
-            .collect();
-        let alive: BTreeSet<&str> = uids.iter().map(String::as_str).collect();
+        let alive: Vec<&Uid> = pods.iter().filter_map(|p| p.uid.as_ref()).collect();
         let no_indexes = BTreeSet::new();
         self.status.replica_statuses = spec
             .replicas

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::api::{ReplicaStatus, RestartPolicy};
+use crate::api::{ReplicaStatus, RestartPolicy, Uid};
 use crate::plan::observe::{Phase, PodFacts};
 use crate::plan::{diagnosis, indexes};
 
@@ -37,7 +37,7 @@ pub fn replica_status<'a>(
     pods: impl IntoIterator<Item = &'a PodFacts>,
     policy: RestartPolicy,
     pass: PassMemory<'_>,
-    alive: &BTreeSet<&str>,
+    alive: &[&Uid],
 ) -> ReplicaStatus {
     let mut status = ReplicaStatus {
         label_selector: old.label_selector.clone(),
@@ -72,7 +72,7 @@ pub fn replica_status<'a>(
         .restarted_pods
         .iter()
         .chain(pass.restarted_pods)
-        .filter(|uid| alive.contains(uid.as_str()))
+        .filter(|uid| alive.iter().any(|a| a.is(uid)))
         .cloned()
         .collect();
     status.last_failure = last_failure;
@@ -143,7 +143,7 @@ mod tests {
                 &pods,
                 policy,
                 PassMemory::default(),
-                &BTreeSet::new(),
+                &[],
             );
             assert_eq!(
                 (status.active, status.failed),
@@ -165,7 +165,7 @@ mod tests {
         };
         let completed = BTreeSet::from([0, 2, 3]);
         let new_restart = ["fresh".to_string()];
-        let alive = BTreeSet::from(["deleting", "fresh"]);
+        let alive = [&Uid::new("deleting"), &Uid::new("fresh")];
         let status = replica_status(
             &old,
             [],
@@ -229,7 +229,7 @@ mod tests {
                 &pods,
                 RestartPolicy::Never,
                 PassMemory::default(),
-                &BTreeSet::new(),
+                &[],
             );
             assert_eq!(
                 status.last_failure.as_ref().map(|f| f.pod.as_str()),
@@ -253,7 +253,7 @@ mod tests {
                 restarts: 5,
                 ..PassMemory::default()
             },
-            &BTreeSet::new(),
+            &[],
         );
         assert_eq!(status.restarts, i32::MAX);
     }
