@@ -134,10 +134,10 @@ pub struct WatchArgs {
     )]
     pub pending_deadline: Option<Duration>,
 
-    /// How long a job's progress (pods starting or finishing, its Running condition) is
-    /// gathered before its status is written once: a TFJob status patch is one of the dearest
-    /// writes an apiserver serves. Created, Succeeded, Failed, Restarting and failures are
-    /// written at once; 0 writes every change as it happens.
+    /// How long a job's progress (Created, pods starting or finishing; its Running condition
+    /// half as long) is gathered before its status is written once: a TFJob status patch is
+    /// one of the dearest writes an apiserver serves. Succeeded, Failed, Restarting and
+    /// failures are written at once; 0 writes every change as it happens.
     #[arg(
         long,
         value_name = "DURATION",

@@ -18,7 +18,8 @@
 //! | a counted transition other than Created (a metrics counter moves) | now |
 //! | `failed`, `restarts` and the failure memory, `completionTime`, the selectors | now |
 //! | the plan deletes something (the status records why, before the delete) | now |
-//! | Created, Running=True, `active`, `succeeded`, `completedIndexes`, `ready`, `startTime` | at the end of the window |
+//! | Running=True appearing | within half the window (with whatever else is held) |
+//! | Created, `active`, `succeeded`, `completedIndexes`, `ready`, `startTime` | at the end of the window |
 //!
 //! A new job's first status (Created) also waits, after its window, while other jobs' children
 //! are being created, up to [`FIRST_STATUS_WINDOWS`] windows: when many jobs arrive at once,
@@ -45,6 +46,10 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(1);
 /// are being created: under a backlog, pods go first and the bookkeeping follows.
 pub const FIRST_STATUS_WINDOWS: u32 = 5;
 
+/// Running=True appearing waits at most the window divided by this (half of it): the counters
+/// batch for the whole window, the condition someone watches for does not.
+pub const RUNNING_WINDOW_DIVISOR: u32 = 2;
+
 /// When a pass runs and what holds its status back.
 #[derive(Clone, Copy, Debug)]
 pub struct Batching {
@@ -69,6 +74,8 @@ pub enum StatusWrite {
 /// (Running) is never lost when a later one (Succeeded) is written.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Held {
+    /// When the first change still held was seen; moved back when Running appears, so that
+    /// the condition is written within half the window.
     pub since: Timestamp,
     pub status: JobStatus,
     /// Counted transitions held with it (Created): counted when the status is written.
@@ -86,12 +93,17 @@ pub fn coalesce(
     batching: Batching,
 ) -> Option<Held> {
     let now = batching.now;
-    let since = held.as_ref().map(|h| h.since);
+    let mut since = held.as_ref().map(|h| h.since);
     let (held_status, mut counters) = match held {
         Some(held) => (Some(held.status), held.counters),
         None => (None, Vec::new()),
     };
     counters.append(&mut plan.counters);
+    let before = held_status.as_ref().unwrap_or(stored);
+    let running_appears = plan.status.as_ref().is_some_and(|planned| {
+        conditions::is_true(&planned.conditions, conditions::RUNNING)
+            && !conditions::is_true(&before.conditions, conditions::RUNNING)
+    });
     let planned = match (plan.status.take(), held_status) {
         (Some(status), _) => status,
         (None, Some(status)) => status,
@@ -99,6 +111,9 @@ pub fn coalesce(
     };
     if planned == *stored {
         return None; // the change went away before it was written
+    }
+    if running_appears {
+        since = Some(running_since(since, now, batching.window));
     }
     match status_write(stored, &planned, plan, &counters, since, batching) {
         StatusWrite::Now => {
@@ -115,6 +130,18 @@ pub fn coalesce(
             })
         }
     }
+}
+
+/// When the change held for a job counts as first seen once Running appears in it: Running is
+/// written within the window divided by [`RUNNING_WINDOW_DIVISOR`] (the condition people wait for), whatever
+/// was held before it; the counters that move with it ride along.
+fn running_since(since: Option<Timestamp>, now: Timestamp, window: Duration) -> Timestamp {
+    let waited = window.saturating_sub(window / RUNNING_WINDOW_DIVISOR);
+    let latest = jiff::SignedDuration::try_from(waited)
+        .ok()
+        .and_then(|waited| now.checked_sub(waited).ok())
+        .unwrap_or(now);
+    since.map_or(latest, |since| since.min(latest))
 }
 
 /// When to write `planned` over `stored`, given the plan it came with, the transitions it
@@ -400,6 +427,92 @@ mod tests {
                 at(t(10), window),
             );
             assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn running_appearing_is_written_within_half_the_window() {
+        let window = Duration::from_secs(1);
+        let ms = |m: i64| t(10) + jiff::SignedDuration::from_millis(m);
+        let new = JobStatus::default();
+        let created = status(&[CREATED], 0, 0, 0);
+        let running = status(&[CREATED, RUNNING], 1, 0, 0);
+        let more = status(&[CREATED, RUNNING], 3, 0, 0);
+        let cases = [
+            // (what, stored, held since and status, planned, now, rest of the hold)
+            (
+                "Running appears, nothing held",
+                &created,
+                None,
+                &running,
+                ms(0),
+                500,
+            ),
+            (
+                "Running appears early in Created's window",
+                &new,
+                Some((ms(0), &created)),
+                &running,
+                ms(200),
+                500,
+            ),
+            (
+                "Running appears late in Created's window",
+                &new,
+                Some((ms(0), &created)),
+                &running,
+                ms(800),
+                200,
+            ),
+            (
+                "counters move under a held Running: its deadline stays",
+                &created,
+                Some((ms(-500), &running)),
+                &more,
+                ms(200),
+                300,
+            ),
+            (
+                "and it is written when it comes",
+                &created,
+                Some((ms(-500), &running)),
+                &more,
+                ms(500),
+                0,
+            ),
+            (
+                "counters only: the whole window",
+                &running,
+                None,
+                &more,
+                ms(0),
+                1000,
+            ),
+        ];
+        for (what, stored, held, planned, now, rest_ms) in cases {
+            let held = held.map(|(since, status)| Held {
+                since,
+                status: status.clone(),
+                counters: Vec::new(),
+            });
+            let mut plan = Plan {
+                status: Some(planned.clone()),
+                ..Plan::default()
+            };
+            let still = coalesce(&mut plan, stored, held, at(now, window));
+            if rest_ms == 0 {
+                assert!(still.is_none(), "{what}: held");
+                assert_eq!(plan.status.as_ref(), Some(planned), "{what}");
+            } else {
+                let still = still.unwrap_or_else(|| panic!("{what}: written at once"));
+                assert_eq!(&still.status, planned, "{what}");
+                assert!(plan.status.is_none(), "{what}");
+                assert_eq!(
+                    plan.requeue_after,
+                    Some(Duration::from_millis(rest_ms)),
+                    "{what}"
+                );
+            }
         }
     }
 
