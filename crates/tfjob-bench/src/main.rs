@@ -385,20 +385,17 @@ async fn phases(args: &Args, run: &mut Run, report: &mut Report) -> anyhow::Resu
         }
     }
     if args.wants("backlog") {
-        for controller in [
+        let controllers = [
             Controller::Jobs,
             Controller::Operator(modes[0]),
             Controller::Operator(modes[1]),
-        ] {
-            eprintln!(
-                "== backlog, {}: {} parents stored, then the controller starts; {reps} repetitions",
-                controller.label(),
-                sizes.backlog_jobs
-            );
-            report
-                .backlog
-                .push(phases::backlog::run(run, controller, reps).await?);
-        }
+        ];
+        eprintln!(
+            "== backlog: {} parents stored, then the controller starts; {reps} repetitions of \
+             the Job controller, tfjob-operator per-replica and per-job, in turns",
+            sizes.backlog_jobs
+        );
+        report.backlog = phases::backlog::run(run, &controllers, reps).await?;
     }
     if args.wants("open-loop") {
         for &rate in &sizes.open_loop_rates {

@@ -115,23 +115,35 @@ where
     }
 }
 
-/// `reps` repetitions for `controller`; the figures of the median one.
-pub async fn run(run: &mut Run, controller: Controller, reps: usize) -> anyhow::Result<Backlog> {
-    let mut runs = Vec::new();
+/// `reps` repetitions for each of `controllers`, taken in turns (A, B, C, A, B, C, …) so that
+/// a machine that gets busier or quieter during the phase weighs on every controller alike;
+/// for each controller, the figures of its median repetition.
+pub async fn run(
+    run: &mut Run,
+    controllers: &[Controller],
+    reps: usize,
+) -> anyhow::Result<Vec<Backlog>> {
+    let mut runs: Vec<Vec<Backlog>> = controllers.iter().map(|_| Vec::new()).collect();
     for rep in 0..reps {
-        let one = once(run, controller, rep).await?;
-        eprintln!(
-            "   {} repetition {}/{reps}: {:.0} pods/s",
-            controller.label(),
-            rep + 1,
-            one.pods_per_second
-        );
-        runs.push(one);
+        for (controller, runs) in controllers.iter().zip(&mut runs) {
+            let one = once(run, *controller, rep).await?;
+            eprintln!(
+                "   repetition {}/{reps}, {}: {:.0} pods/s",
+                rep + 1,
+                controller.label(),
+                one.pods_per_second
+            );
+            runs.push(one);
+        }
     }
-    let (mut median, all) = median_run(runs, |b| b.pods_per_second)
-        .ok_or_else(|| anyhow::anyhow!("no backlog repetition ran"))?;
-    median.runs = all;
-    Ok(median)
+    runs.into_iter()
+        .map(|runs| {
+            let (mut median, all) = median_run(runs, |b| b.pods_per_second)
+                .ok_or_else(|| anyhow::anyhow!("no backlog repetition ran"))?;
+            median.runs = all;
+            Ok(median)
+        })
+        .collect()
 }
 
 async fn once(run: &mut Run, controller: Controller, rep: usize) -> anyhow::Result<Backlog> {
