@@ -38,20 +38,21 @@ enum Command {
     Check(Box<RunArgs>),
 }
 
+/// jemalloc, configured in `.cargo/config.toml`: with glibc's malloc, the heap freed after the
+/// first list and the first status writes stays resident among the cached jobs (RSS per cached
+/// job 6.8 KiB against 5.9); jemalloc gives freed pages back. Its figures are on `/metrics`
+/// (`tfjob_operator_heap_bytes`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     // Go's flag syntax (`-leader-elect`) is accepted, as upstream's binary does.
     let cli = Cli::parse_from(tfjob_operator::config::go_style_args(std::env::args()));
     match cli.command {
         Some(Command::Crd { kubernetes_version }) => print_crd(kubernetes_version),
         Some(Command::Check(args)) => tfjob_operator::check::main(*args),
-        Some(Command::Run(args)) => {
-            tfjob_operator::ops::malloc_arenas::limit();
-            tfjob_operator::runtime::main(*args)
-        }
-        None => {
-            tfjob_operator::ops::malloc_arenas::limit();
-            tfjob_operator::runtime::main(cli.run)
-        }
+        Some(Command::Run(args)) => tfjob_operator::runtime::main(*args),
+        None => tfjob_operator::runtime::main(cli.run),
     }
 }
 

@@ -6,13 +6,11 @@
 //! * [`client`]: the kube `Client` with rate limiting, request metrics and User-Agent;
 //! * [`server`]: `/metrics`, `/healthz`, `/readyz` over HTTP, and the readiness flags;
 //! * [`liveness`]: what `/healthz` checks beyond the process being up (a stalled queue);
-//! * [`leader`]: Lease-based leader election;
-//! * [`malloc_arenas`]: one glibc malloc arena, set before the runtime starts its threads.
+//! * [`leader`]: Lease-based leader election.
 
 pub mod client;
 pub mod leader;
 pub mod liveness;
-pub mod malloc_arenas;
 pub mod metrics;
 pub mod server;
 pub mod telemetry;

@@ -14,6 +14,7 @@
 //! [`Metrics`] is an `Arc` inside: clone it freely into reconcilers, layers and the HTTP server.
 
 pub mod compat;
+mod heap;
 
 use std::{
     collections::BTreeMap,
@@ -217,6 +218,13 @@ impl Metrics {
             .registry
             .register(Box::new(
                 prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .map_err(MetricsError::Register)?;
+
+        inner
+            .registry
+            .register(Box::new(
+                heap::HeapCollector::new().map_err(MetricsError::Register)?,
             ))
             .map_err(MetricsError::Register)?;
 
