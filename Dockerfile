@@ -16,6 +16,8 @@ WORKDIR /src
 # workspace members come along because cargo reads every member's manifest; only the operator
 # and tfjob-core are compiled.
 COPY Cargo.toml Cargo.lock ./
+# How jemalloc, the operator's allocator, is built (one arena, no thread caches).
+COPY .cargo/config.toml ./.cargo/config.toml
 COPY src ./src
 COPY crates ./crates
 # Cache mounts keep the crate registry and build outputs between builds (BuildKit).
