@@ -132,9 +132,9 @@ pub fn coalesce(
     }
 }
 
-/// When the change held for a job counts as first seen once Running appears in it: Running is
-/// written within the window divided by [`RUNNING_WINDOW_DIVISOR`] (the condition people wait for), whatever
-/// was held before it; the counters that move with it ride along.
+/// When the change held for a job counts as first seen once Running appears in it: Running,
+/// the condition people wait for, is written within the window divided by
+/// [`RUNNING_WINDOW_DIVISOR`], whatever was held before it; the counters ride along.
 fn running_since(since: Option<Timestamp>, now: Timestamp, window: Duration) -> Timestamp {
     let waited = window.saturating_sub(window / RUNNING_WINDOW_DIVISOR);
     let latest = jiff::SignedDuration::try_from(waited)
